@@ -1,0 +1,87 @@
+"""The Python API: ``runner.run(...) -> Run`` with ``wait``, ``status`` and ``cancel``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from runner.backend import RunStatus
+from runner.planning import DEFAULT_EXPERIMENT
+
+
+class Run:
+    """A submitted run, read back from the tracking store (works across processes)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r}, status={self.status().value})"
+
+    def record(self) -> dict[str, Any]:
+        """The full run record, as ``runner runs show --json`` prints it."""
+        from runner.lifecycle import open_reconciled_store
+
+        store = open_reconciled_store()
+        try:
+            return store.get_run(self.run_id)
+        finally:
+            store.close()
+
+    def status(self) -> RunStatus:
+        return RunStatus(self.record()["status"])
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (or ``timeout`` passes); True if it FINISHED."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while not (status := self.status()).is_terminal:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        return status is RunStatus.FINISHED
+
+    def cancel(self) -> None:
+        """Ask the run's runner process to stop it; the run ends KILLED. No-op once ended."""
+        from runner.commands.runs import cancel_run
+
+        cancel_run(self.run_id)
+
+
+def run(
+    uri: str,
+    entry_point: str = "main",
+    parameters: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    env_manager: str | None = None,
+    backend: str = "local",
+    backend_config: Mapping[str, Any] | None = None,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    synchronous: bool = True,
+) -> Run:
+    """Run an entry point of a project and return its :class:`Run`.
+
+    Everything is validated (source, spec, parameters, backend) before a run is recorded;
+    errors raise ``runner.errors.RunnerError`` subclasses. With ``synchronous=True`` the call
+    returns when the run has ended (output streams to this process's stdout/stderr); a failed
+    run does not raise — check ``run.status()``. With ``synchronous=False`` the run executes
+    in a detached process and the call returns at once. ``env_manager=None`` picks the
+    project's own (python_env → uv, conda → conda, none → local).
+    """
+    from runner.lifecycle import request_from_api, run_in_process
+
+    request = request_from_api(
+        uri, entry_point, parameters, version=version, env_manager=env_manager,
+        backend=backend, backend_config=dict(backend_config or {}),
+        experiment=experiment_name, run_name=run_name,
+        parent_run_id=os.environ.get("RUNNER_RUN_ID"),
+    )
+    run_id, _ = run_in_process(request, synchronous=synchronous)
+    return Run(run_id)
+
+
+__all__ = ["Run", "RunStatus", "run"]

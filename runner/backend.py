@@ -1,0 +1,128 @@
+"""The Backend protocol, the launch request, run handles and the entry-point registry."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from runner.errors import BackendError
+
+if TYPE_CHECKING:
+    from runner.envs import PreparedEnv
+    from runner.spec import ProjectSpec
+
+ENTRY_POINT_GROUP = "runner.backends"
+
+
+class RunStatus(str, enum.Enum):
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a backend needs to start one entry point; built by the orchestrator.
+
+    ``command`` is the rendered shell line (values already quoted); backends run it with
+    ``bash -c`` (or ``sh -c`` where bash is absent) so pipes and ``&&`` behave as in MLflow.
+    ``env`` holds only the variables the run adds (RUNNER_RUN_ID, PATH of the environment...);
+    a local backend layers them over its own environment, a container backend passes only these.
+    """
+
+    run_id: str
+    command: str
+    work_dir: Path
+    env: Mapping[str, str]
+    spec: ProjectSpec
+    environment: PreparedEnv | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    run_name: str = ""
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a run's process ended: its status and, when known, exit code and reason."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+@runtime_checkable
+class RunHandle(Protocol):
+    """A launched run: the orchestrator streams ``logs`` then calls ``wait`` once.
+
+    - ``logs()`` yields output chunks until the process's streams close.
+    - ``wait(timeout)`` blocks until the run ends (or ``timeout`` seconds pass, returning
+      an ``ExitInfo`` with a non-terminal status).
+    - ``status()`` never blocks.
+    - ``cancel(grace)`` asks the run to stop, kills it after ``grace`` seconds; idempotent,
+      harmless after the run has ended. A cancelled run ends KILLED.
+    """
+
+    def logs(self) -> Iterator[LogChunk]: ...
+
+    def wait(self, timeout: float | None = None) -> ExitInfo: ...
+
+    def status(self) -> RunStatus: ...
+
+    def cancel(self, grace: float = 10.0) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where a run executes. Backends never write to the store and never print.
+
+    ``prepare`` builds or reuses what the backend needs (an image, say) and returns facts to
+    record on the run (``{"image_id": ...}``); ``launch`` starts the entry point. Both raise
+    ``runner.errors`` types. ``config_schema`` is a JSON Schema for ``-c/--backend-config``.
+    """
+
+    name: str
+    config_schema: Mapping[str, Any]
+
+    def prepare(self, request: LaunchRequest) -> Mapping[str, str]: ...
+
+    def launch(self, request: LaunchRequest) -> RunHandle: ...
+
+
+def available_backends() -> dict[str, Any]:
+    """Map backend name → entry point object (not loaded) for the ``runner.backends`` group."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_backend(name: str) -> Backend:
+    """Instantiate the backend registered under ``name``; unknown names list the others."""
+    found = available_backends()
+    if name not in found:
+        names = ", ".join(sorted(found)) or "(none installed)"
+        raise BackendError(
+            f"unknown backend {name!r}; available backends: {names}",
+            hint="backends register under the 'runner.backends' entry-point group",
+        )
+    try:
+        factory = found[name].load()
+    except Exception as exc:  # a broken plugin must not crash the CLI with a traceback
+        raise BackendError(f"backend {name!r} failed to load: {exc}") from exc
+    backend = factory()
+    if not isinstance(backend, Backend):
+        raise BackendError(f"backend {name!r} does not implement the runner Backend protocol")
+    return backend

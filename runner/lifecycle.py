@@ -1,0 +1,138 @@
+"""Front doors to one run — CLI, Python API, detached supervisor — over the same orchestrator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.backend import ExitInfo, RunStatus
+from runner.console import discard_sink, progress_printer, say, terminal_sink
+from runner.home import run_artifacts_dir
+from runner.orchestrator import Cancelled, execute, sigterm_cancels, submit
+from runner.planning import Plan, RunRequest, make_plan, parse_backend_config
+
+if TYPE_CHECKING:
+    from runner.store import Store
+
+
+def run_from_cli(*, uri: str, entry_point: str, params: Sequence[str], version: str | None,
+                 env_manager: str | None, backend: str, backend_config: str | None,
+                 docker_args: Sequence[str], experiment: str, run_name: str | None,
+                 detach: bool, quiet: bool) -> int:
+    """`runner run`: returns the process exit code."""
+    from runner.params import parse_param_args
+
+    config = parse_backend_config(backend_config)
+    if docker_args:
+        config["docker_args"] = parse_docker_args(docker_args)
+    request = RunRequest(
+        uri=uri, entry_point=entry_point, parameters=parse_param_args(params), version=version,
+        env_manager=env_manager, backend=backend, backend_config=config,
+        experiment=experiment, run_name=run_name, parent_run_id=os.environ.get("RUNNER_RUN_ID"),
+    )
+    plan = make_plan(request)
+    store = open_reconciled_store()
+    run_id = submit(plan, store)
+    if detach:
+        spawn_supervisor(run_id, store)
+        print(run_id)
+        return 0
+    return _run_attached(run_id, plan, store, quiet)
+
+
+def _run_attached(run_id: str, plan: Plan, store: Store, quiet: bool) -> int:
+    say(f"run {run_id} ({plan.entry_point}) started: {plan.command}", quiet=quiet)
+    started = time.monotonic()
+    try:
+        with sigterm_cancels():
+            info = execute(run_id, plan, store, terminal_sink, progress_printer(quiet))
+    except KeyboardInterrupt:
+        say(f"run {run_id} KILLED (interrupted)")
+        return 130
+    except Cancelled:
+        say(f"run {run_id} KILLED (terminated)")
+        return 1
+    _report(run_id, info, time.monotonic() - started, quiet)
+    return 0 if info.status is RunStatus.FINISHED else 1
+
+
+def _report(run_id: str, info: ExitInfo, seconds: float, quiet: bool) -> None:
+    detail = f" ({info.reason})" if info.reason else ""
+    say(f"run {run_id} {info.status.value} in {seconds:.2f}s{detail}",
+        quiet=quiet and info.status is RunStatus.FINISHED)
+
+
+def parse_docker_args(items: Sequence[str]) -> dict[str, str | bool]:
+    """MLflow's -A form: NAME=VALUE, or NAME alone for a flag."""
+    parsed: dict[str, str | bool] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        parsed[name] = value if sep else True
+    return parsed
+
+
+def open_reconciled_store() -> Store:
+    """Open the store and end any run whose runner died, before doing anything else."""
+    from runner.reconcile import reconcile
+    from runner.store.open import open_store
+
+    store = open_store()
+    reconcile(store)
+    return store
+
+
+def spawn_supervisor(run_id: str, store: Store) -> int:
+    """Start a detached process that executes the recorded plan; it becomes the run's runner."""
+    from runner.procinfo import process_start_time
+
+    log = open(run_artifacts_dir(run_id) / "supervisor.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.supervisor", run_id],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    log.close()
+    store.update_run(run_id, runner_pid=proc.pid, runner_start=process_start_time(proc.pid))
+    return proc.pid
+
+
+def supervise(run_id: str) -> int:
+    """The detached side: execute a submitted run whose plan is in its artifacts."""
+    from runner.store.open import open_store
+
+    plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())
+    store = open_store()
+    try:
+        with sigterm_cancels():
+            info = execute(run_id, plan, store, discard_sink, lambda message: None)
+    except (KeyboardInterrupt, Cancelled):
+        return 1
+    return 0 if info.status is RunStatus.FINISHED else 1
+
+
+def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]:
+    """The Python API: validate and record; then execute here or in a detached supervisor."""
+    plan = make_plan(request)
+    store = open_reconciled_store()
+    run_id = submit(plan, store)
+    if not synchronous:
+        return run_id, spawn_supervisor(run_id, store)
+    with sigterm_cancels():
+        info = execute(run_id, plan, store, terminal_sink, lambda message: None)
+    return run_id, info
+
+
+def request_from_api(uri: str, entry_point: str, parameters: Mapping[str, Any] | None,
+                     **options: Any) -> RunRequest:
+    """Python callers may pass numbers; they are recorded as their string form."""
+    params = {str(k): _api_value(v) for k, v in (parameters or {}).items()}
+    return RunRequest(uri=uri, entry_point=entry_point, parameters=params, **options)
+
+
+def _api_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

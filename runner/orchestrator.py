@@ -1,0 +1,186 @@
+"""The run lifecycle: record, build the environment, launch, stream, finalise exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, RunStatus
+from runner.errors import EnvBuildError, RunnerError
+from runner.home import run_artifacts_dir, tracking_uri
+from runner.planning import Plan
+from runner.procinfo import process_start_time
+
+if TYPE_CHECKING:
+    from runner.envs import PreparedEnv
+    from runner.store import Store
+
+LogSink = Callable[[LogChunk], None]
+Progress = Callable[[str], None]
+HEARTBEAT_SECONDS = 15.0
+LOG_FILE = "output.log"
+
+
+class Cancelled(BaseException):
+    """Raised in the main thread by SIGTERM so the run ends KILLED (a BaseException, like ^C)."""
+
+
+def submit(plan: Plan, store: Store) -> str:
+    """Create the run record (SCHEDULED) and keep the plan and diff as artifacts."""
+    from runner.store import NewRun
+
+    run_id = store.create_run(
+        NewRun(
+            experiment=plan.experiment,
+            entry_point=plan.entry_point,
+            command=plan.command,
+            backend=plan.backend,
+            parameters=plan.parameters,
+            source=plan.source,
+            environment={"manager": plan.env_manager},
+            run_name=plan.run_name,
+            parent_run_id=plan.parent_run_id,
+            runner_pid=os.getpid(),
+            runner_host=socket.gethostname(),
+            runner_start=process_start_time(os.getpid()),
+        )
+    )
+    artifacts = run_artifacts_dir(run_id)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "plan.json").write_text(plan.to_json())
+    if plan.diff:
+        (artifacts / "git-diff.patch").write_bytes(plan.diff)
+    return run_id
+
+
+def execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
+    """Run a submitted plan to a terminal status; every path finalises the record once."""
+    try:
+        info = _execute(run_id, plan, store, sink, progress)
+    except (KeyboardInterrupt, Cancelled):
+        info = ExitInfo(RunStatus.KILLED, None, "cancelled before the entry point finished")
+        store.finish_run(run_id, info.status, info.exit_code, info.reason)
+        raise
+    except RunnerError as exc:
+        _save_build_log(run_id, exc)
+        store.finish_run(run_id, RunStatus.FAILED, None, exc.message)
+        raise
+    except BaseException as exc:
+        store.finish_run(run_id, RunStatus.FAILED, None, f"internal error: {exc!r}")
+        raise
+    finally:
+        _remove_paths(plan.cleanup_paths)
+    store.finish_run(run_id, info.status, info.exit_code, info.reason)
+    return info
+
+
+def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
+    from runner.backend import load_backend
+    from runner.envs.prepare import lease_env, prepare_env
+    from runner.spec import load_spec
+
+    store.start_run(run_id)
+    spec = load_spec(plan.project_dir)
+    backend = load_backend(plan.backend)
+    prepared = prepare_env(spec, plan.env_manager, progress=progress)
+    with lease_env(prepared), _heartbeat(store, run_id):
+        request = _launch_request(run_id, plan, spec, prepared)
+        facts = backend.prepare(request)
+        store.update_run(run_id, environment={**prepared.record(), **facts})
+        handle = backend.launch(request)
+        return _follow(handle, run_id, sink)
+
+
+def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -> LaunchRequest:
+    env = {
+        "RUNNER_RUN_ID": run_id,
+        "RUNNER_TRACKING_URI": tracking_uri(),
+        "RUNNER_EXPERIMENT": plan.experiment,
+        "RUNNER_ARTIFACTS_DIR": str(run_artifacts_dir(run_id)),
+        **prepared.env_vars(os.environ.get("PATH", "")),
+    }
+    return LaunchRequest(
+        run_id=run_id,
+        command=plan.command,
+        work_dir=plan.project_dir,
+        env=env,
+        spec=spec,
+        environment=prepared,
+        config=plan.backend_config,
+        run_name=plan.run_name or "",
+    )
+
+
+def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
+    """Stream output to the sink and the log artifact; on ^C or SIGTERM cancel the handle."""
+    log_path = run_artifacts_dir(run_id) / LOG_FILE
+    try:
+        with open(log_path, "ab") as log:
+            for chunk in handle.logs():
+                log.write(chunk.data)
+                log.flush()
+                sink(chunk)
+        return handle.wait()
+    except (KeyboardInterrupt, Cancelled):
+        handle.cancel()
+        handle.wait(timeout=30)
+        raise
+
+
+def _remove_paths(paths: tuple[Path, ...]) -> None:
+    """Temp checkouts of this run go once it ends; failure to delete must not fail the run."""
+    import shutil
+
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _save_build_log(run_id: str, exc: RunnerError) -> None:
+    if isinstance(exc, EnvBuildError) and exc.log:
+        path = run_artifacts_dir(run_id) / "env-build.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(exc.log)
+
+
+@contextmanager
+def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
+    """Beat every HEARTBEAT_SECONDS so another host can tell a live runner from a dead one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                store.heartbeat(run_id)
+            except RunnerError:  # a missed beat is not worth failing the run for
+                pass
+
+    thread = threading.Thread(target=beat, name="runner-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+@contextmanager
+def sigterm_cancels() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises Cancelled so the run ends KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,132 @@
+"""Turn a run request into a validated plan: source, spec, parameters, backend — no store writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import BackendError, RunnerError
+
+DEFAULT_EXPERIMENT = "Default"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for, as the CLI or the Python API received it."""
+
+    uri: str
+    entry_point: str = "main"
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
+    env_manager: str | None = None
+    backend: str = "local"
+    backend_config: Mapping[str, Any] = field(default_factory=dict)
+    experiment: str = DEFAULT_EXPERIMENT
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request that passed every check; serialisable so a detached supervisor can run it."""
+
+    project_dir: Path
+    entry_point: str
+    command: str
+    parameters: dict[str, str]
+    source: dict[str, Any]
+    env_manager: str
+    backend: str
+    backend_config: dict[str, Any]
+    experiment: str
+    run_name: str | None
+    parent_run_id: str | None
+    cleanup_paths: tuple[Path, ...] = ()
+    diff: bytes | None = field(default=None, repr=False)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["project_dir"] = str(self.project_dir)
+        data["cleanup_paths"] = [str(p) for p in self.cleanup_paths]
+        data["diff"] = None  # stored as its own artifact
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        data["project_dir"] = Path(data["project_dir"])
+        data["cleanup_paths"] = tuple(Path(p) for p in data["cleanup_paths"])
+        return cls(**data)
+
+
+def make_plan(request: RunRequest) -> Plan:
+    """Fetch, parse and validate everything; cleans up the fetched source if a check fails."""
+    from runner.source import fetch_project, remove_fetched
+
+    fetched = fetch_project(request.uri, request.version)
+    try:
+        return _plan_fetched(request, fetched)
+    except BaseException:
+        remove_fetched(fetched)
+        raise
+
+
+def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
+    from runner.envs.select import choose_manager
+    from runner.params import resolve_params
+    from runner.spec import get_entry_point, load_spec
+
+    spec = load_spec(fetched.project_dir)
+    entry = get_entry_point(spec, request.entry_point)
+    resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
+    manager = choose_manager(spec, request.env_manager)
+    validate_backend(request.backend, request.backend_config)
+    return Plan(
+        project_dir=fetched.project_dir,
+        entry_point=entry.name,
+        command=resolved.command,
+        parameters=dict(resolved.recorded),
+        source=fetched.provenance.record(),
+        env_manager=manager,
+        backend=request.backend,
+        backend_config=dict(request.backend_config),
+        experiment=request.experiment,
+        run_name=request.run_name,
+        parent_run_id=request.parent_run_id,
+        cleanup_paths=tuple(fetched.cleanup_paths),
+        diff=fetched.diff,
+    )
+
+
+def validate_backend(name: str, config: Mapping[str, Any]) -> None:
+    """Unknown backends and invalid backend configs are refused before a run exists."""
+    from runner.backend import load_backend
+
+    backend = load_backend(name)
+    if not config:
+        return
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(backend.config_schema).iter_errors(config),
+                    key=lambda e: list(e.path))
+    if errors:
+        lines = "; ".join(f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors)
+        raise BackendError(f"invalid backend config for {name!r}: {lines}")
+
+
+def parse_backend_config(value: str | None) -> dict[str, Any]:
+    """``-c`` takes a JSON file path or an inline JSON object, as MLflow's does."""
+    if not value:
+        return {}
+    text = Path(value).read_text() if value.endswith(".json") and Path(value).is_file() else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunnerError(f"Invalid backend config JSON. Parse error: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RunnerError("backend config must be a JSON object")
+    return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class Backend(Protocol):
     def launch(self, request: LaunchRequest) -> RunHandle: ...
 
 
+@functools.cache
 def available_backends() -> dict[str, Any]:
     """Map backend name → entry point object (not loaded) for the ``runner.backends`` group."""
     from importlib.metadata import entry_points

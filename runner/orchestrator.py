@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, RunStatus
 from runner.errors import EnvBuildError, RunnerError
 from runner.home import run_artifacts_dir, tracking_uri
+from runner.ingest import JournalReader, ingest, tracking_pythonpath
 from runner.planning import Plan
 from runner.procinfo import process_start_time
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 LogSink = Callable[[LogChunk], None]
 Progress = Callable[[str], None]
 HEARTBEAT_SECONDS = 15.0
+INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
 
 
@@ -87,15 +89,20 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
     from runner.spec import load_spec
 
     store.start_run(run_id)
-    spec = load_spec(plan.project_dir)
+    spec = plan.spec or load_spec(plan.project_dir)
     backend = load_backend(plan.backend)
     prepared = prepare_env(spec, plan.env_manager, progress=progress)
-    with lease_env(prepared), _heartbeat(store, run_id):
+    journal = JournalReader(run_id)
+    with lease_env(prepared):
         request = _launch_request(run_id, plan, spec, prepared)
         facts = backend.prepare(request)
         store.update_run(run_id, environment={**prepared.record(), **facts})
-        handle = backend.launch(request)
-        return _follow(handle, run_id, sink)
+        try:
+            with _watchdog(store, run_id, journal):
+                handle = backend.launch(request)
+                return _follow(handle, run_id, sink)
+        finally:
+            ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
 
 
 def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -> LaunchRequest:
@@ -104,6 +111,8 @@ def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -
         "RUNNER_TRACKING_URI": tracking_uri(),
         "RUNNER_EXPERIMENT": plan.experiment,
         "RUNNER_ARTIFACTS_DIR": str(run_artifacts_dir(run_id)),
+        "PYTHONPATH": os.pathsep.join(filter(None, [tracking_pythonpath(),
+                                                    os.environ.get("PYTHONPATH")])),
         **prepared.env_vars(os.environ.get("PATH", "")),
     }
     return LaunchRequest(
@@ -150,23 +159,29 @@ def _save_build_log(run_id: str, exc: RunnerError) -> None:
 
 
 @contextmanager
-def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
-    """Beat every HEARTBEAT_SECONDS so another host can tell a live runner from a dead one."""
+def _watchdog(store: Store, run_id: str, journal: JournalReader) -> Iterator[None]:
+    """While the entry point runs: move its logged metrics into the store every few seconds,
+    and beat every HEARTBEAT_SECONDS so another host can tell a live runner from a dead one."""
     stop = threading.Event()
 
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
+    def watch() -> None:
+        ticks = 0
+        while not stop.wait(INGEST_SECONDS):
+            ticks += 1
             try:
-                store.heartbeat(run_id)
-            except RunnerError:  # a missed beat is not worth failing the run for
+                ingest(store, run_id, journal)
+                if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
+                    store.heartbeat(run_id)
+            except RunnerError:  # a missed beat or batch is retried on the next tick
                 pass
 
-    thread = threading.Thread(target=beat, name="runner-heartbeat", daemon=True)
+    thread = threading.Thread(target=watch, name="runner-watchdog", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
+        thread.join()
 
 
 @contextmanager

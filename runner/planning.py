@@ -6,9 +6,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import BackendError, RunnerError
+
+if TYPE_CHECKING:
+    from runner.spec import ProjectSpec
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -47,12 +50,15 @@ class Plan:
     parent_run_id: str | None
     cleanup_paths: tuple[Path, ...] = ()
     diff: bytes | None = field(default=None, repr=False)
+    # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
+    spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
         data = asdict(self)
         data["project_dir"] = str(self.project_dir)
         data["cleanup_paths"] = [str(p) for p in self.cleanup_paths]
         data["diff"] = None  # stored as its own artifact
+        data.pop("spec")
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -99,6 +105,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         parent_run_id=request.parent_run_id,
         cleanup_paths=tuple(fetched.cleanup_paths),
         diff=fetched.diff,
+        spec=spec,
     )
 
 

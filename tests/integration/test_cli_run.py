@@ -60,6 +60,7 @@ def test_hello_finishes_and_is_recorded() -> None:
     assert rec["command"] == "python hello.py --name world --excitement 1.0"
     assert rec["source"]["commit"] is None or len(rec["source"]["commit"]) == 40
     assert rec["start_time"] and rec["end_time"]
+    assert rec["metrics"] == {"greeting_length": 6.0}
     assert f"(run {rec['run_id']})" in result.stdout
 
 

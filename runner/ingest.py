@@ -1,0 +1,77 @@
+"""Moves what an entry point logged (its tracking.jsonl journal) into the tracking store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.home import runner_home, run_artifacts_dir
+from runner.tracking import JOURNAL
+
+if TYPE_CHECKING:
+    from runner.store import Metric, Store
+
+
+def tracking_pythonpath() -> str:
+    """A directory holding only ``runner_tracking.py``, for environments without runner."""
+    lib = runner_home() / "lib"
+    target = lib / "runner_tracking.py"
+    source = Path(__file__).with_name("tracking.py")
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        lib.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    return str(lib)
+
+
+class JournalReader:
+    """Reads complete lines appended since the last call (the writer may still be running)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.path = run_artifacts_dir(run_id) / JOURNAL
+        self.offset = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return [_parse(line) for line in complete.splitlines() if line.strip()]
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def ingest(store: Store, run_id: str, reader: JournalReader) -> int:
+    """Write new journal records to the store; returns how many were applied."""
+    records = reader.read_new()
+    metrics: list[Metric] = []
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    for rec in records:
+        kind = rec.get("t")
+        if kind == "metric":
+            metrics.append((str(rec["key"]), float(rec["value"]), int(rec["step"]), int(rec["ts"])))
+        elif kind == "param":
+            params[str(rec["key"])] = str(rec["value"])
+        elif kind == "tag":
+            tags[str(rec["key"])] = str(rec["value"])
+    if metrics:
+        store.log_metrics(run_id, metrics)
+    if params:
+        store.log_params(run_id, params)
+    if tags:
+        store.set_tags(run_id, tags)
+    return len(metrics) + len(params) + len(tags)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
+import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
+
+import runner
+from runner.errors import SpecError
+from runner.home import runner_home
+from runner.params import fits_type, template_problems
+from runner.yamlsafe import KeyPath, YamlDoc, parse_yaml, read_capped
 
 EnvKind = Literal["system", "python_env", "conda_env", "docker_env"]
 
@@ -53,3 +64,333 @@ class ProjectSpec:
     env: EnvSpec
     entry_points: tuple[EntryPoint, ...] = ()
     spec_file: Path | None = None  # None when the project has no MLproject
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_ENV_KEYS = ("conda_env", "docker_env", "python_env")
+_ENV_FILE_WORDS = {"python_env": "python_env file", "conda_env": "conda environment file"}
+_IMPLICIT_ENV_FILES: tuple[tuple[EnvKind, str], ...] = (
+    ("python_env", "python_env.yaml"),
+    ("conda_env", "conda.yaml"),
+)
+_SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
+_SCHEMA_NAME = "mlproject.schema.json"
+_SCHEMA_HINT = "the MLproject format is described in schemas/mlproject.schema.json"
+_NO_IMAGE = "Docker environment specified but no image attribute found"
+# MLflow's wording for docker_env problems, which users may already search for.
+_DOCKER_LISTS: dict[KeyPath, str] = {
+    ("docker_env", "volumes"): "Docker volumes must be a list of strings, "
+    'e.g.: \'["/path1/:/path1", "/path2/:/path2"]\'',
+    ("docker_env", "environment"): "Docker environment must be a list containing either strings "
+    "(to copy environment variables from host system) or lists of string pairs [NAME, VALUE]",
+}
+_KINDS = {
+    "string": "a string", "object": "a mapping", "array": "a list", "number": "a number",
+    "boolean": "a boolean", "null": "null", "integer": "an integer",
+}  # fmt: skip
+
+
+class _Problem(NamedTuple):
+    line: int
+    column: int
+    where: str
+    message: str
+
+
+def load_spec(project_dir: Path) -> ProjectSpec:
+    """Load and validate the project's MLproject (if any) into frozen records.
+
+    All problems are reported together in one SpecError, one ``file:line:col path: message``
+    line each. A project without an MLproject gets its environment from implicit files.
+    """
+    root = project_dir.resolve()
+    if not root.is_dir():
+        raise SpecError(f"project directory {root} does not exist")
+    spec_file = find_spec_file(root)
+    if spec_file is None:
+        return ProjectSpec(root=root, name=None, env=_implicit_env(root))
+    data = read_capped(spec_file)
+    doc = parse_yaml(data, spec_file.name)
+    if doc.data is None:
+        raise SpecError(f"{doc.name}:1:1: the file is empty", hint=_SCHEMA_HINT)
+    problems = _env_key_problems(doc) + _schema_problems(doc, data)
+    if problems:
+        raise _spec_error(problems)
+    return _SpecBuilder(root, spec_file, doc).build()
+
+
+def find_spec_file(root: Path) -> Path | None:
+    """The MLproject file in ``root``, matched case-insensitively (first in sorted order)."""
+    names = sorted(os.listdir(root))
+    exact = [n for n in names if n.lower() == "mlproject" and (root / n).is_file()]
+    if not exact:
+        _refuse_yaml_suffix(names)
+        return None
+    if _inside(root, exact[0]) is None:
+        raise SpecError(f"{exact[0]} is a link to a file outside the project")
+    return root / exact[0]
+
+
+def _refuse_yaml_suffix(names: list[str]) -> None:
+    # MLflow silently ignores MLproject.yaml, which leaves users puzzled; say so instead.
+    for name in names:
+        if name.lower() in ("mlproject.yaml", "mlproject.yml"):
+            raise SpecError(
+                f"found {name}, but the project file must be named exactly 'MLproject'",
+                hint=f"rename {name} to MLproject (MLflow ignores {name} too)",
+            )
+
+
+def get_entry_point(spec: ProjectSpec, name: str) -> EntryPoint:
+    """The declared entry point ``name``, or a ``.py``/``.sh`` script inside the project."""
+    for entry in spec.entry_points:
+        if entry.name == name:
+            return entry
+    runner_cmd = _SCRIPT_RUNNERS.get(os.path.splitext(name)[1])
+    if runner_cmd is None or "\0" in name:
+        declared = [entry.name for entry in spec.entry_points]
+        raise SpecError(
+            f"Could not find {name} among entry points {declared} or interpret {name} as a "
+            f"runnable script. Supported script file extensions: {list(_SCRIPT_RUNNERS)}",
+            hint="declare it under entry_points in MLproject, or pass a .py or .sh script path",
+        )
+    _check_script(spec.root, name)
+    # A leading '-' would make python/bash read the script name as an option.
+    script = f"./{name}" if name.startswith("-") else name
+    return EntryPoint(name=name, command=f"{runner_cmd} {shlex.quote(script)}")
+
+
+def _check_script(root: Path, name: str) -> None:
+    script = _inside(root, name)
+    if script is None:
+        raise SpecError(
+            f"entry point '{name}' is outside the project",
+            hint="script entry points must be files inside the project directory",
+        )
+    if not script.is_file():
+        raise SpecError(f"entry point script '{name}' was not found in the project {root}")
+
+
+def _inside(base: Path, relative: str) -> Path | None:
+    """``base / relative`` with links resolved, or None if that leaves ``base``."""
+    try:
+        path = (base / relative).resolve()
+    except (OSError, ValueError):
+        return None
+    return path if path.is_relative_to(base) else None
+
+
+def _implicit_env(root: Path) -> EnvSpec:
+    for kind, file_name in _IMPLICIT_ENV_FILES:
+        path = _inside(root, file_name)
+        if path is not None and path.is_file():
+            return EnvSpec(kind=kind, file=path)
+    return EnvSpec(kind="system")
+
+
+# --- schema validation (cached: importing jsonschema costs ~100 ms) ------------------------------
+
+
+def _schema_problems(doc: YamlDoc, data: bytes) -> list[_Problem]:
+    schema_bytes = _schema_path().read_bytes()
+    digest = hashlib.sha256(b"mlproject-v1\0" + schema_bytes + b"\0" + data).hexdigest()
+    marker = _cache_marker(digest)
+    if marker is not None and marker.exists():
+        return []
+    problems = _validate(doc, json.loads(schema_bytes))
+    if not problems:
+        _remember(marker)
+    return problems
+
+
+def _schema_path() -> Path:
+    package = Path(runner.__file__).parent
+    in_repo = package.parent / "schemas" / _SCHEMA_NAME
+    return in_repo if in_repo.is_file() else package / "_schemas" / _SCHEMA_NAME
+
+
+def _cache_marker(digest: str) -> Path | None:
+    try:
+        return runner_home() / "cache" / "spec-ok" / digest
+    except OSError:
+        return None
+
+
+def _remember(marker: Path | None) -> None:
+    """Record a successful validation; the cache is an optimisation, so failures are ignored."""
+    if marker is None:
+        return
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        temp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+        temp.touch()
+        os.replace(temp, marker)
+    except OSError:
+        pass
+
+
+def _validate(doc: YamlDoc, schema: dict[str, Any]) -> list[_Problem]:
+    from jsonschema import Draft202012Validator  # lazy: see the section comment
+
+    validator = Draft202012Validator(schema)
+    return [
+        problem
+        for error in validator.iter_errors(doc.data)
+        for problem in _translate(doc, tuple(error.absolute_path), error)
+    ]
+
+
+def _translate(doc: YamlDoc, path: KeyPath, error: Any) -> list[_Problem]:
+    if error.validator == "additionalProperties":
+        known = list(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in known]
+        return [_problem(doc, (*path, key), _unknown_key(key, known)) for key in unknown]
+    if error.validator == "required":
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return [_problem(doc, path, _message((*path, key), error, key)) for key in missing]
+    return [_problem(doc, path, _message(path, error, None))]
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _message(path: KeyPath, error: Any, missing: str | None) -> str:
+    if path == ("docker_env", "image") and error.validator in ("required", "minLength"):
+        return _NO_IMAGE
+    if path[:2] in _DOCKER_LISTS:
+        return _DOCKER_LISTS[path[:2]]
+    if missing is not None:
+        return f"missing required key '{missing}'"
+    if error.validator == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else expected
+        wanted = " or ".join(_KINDS.get(name, name) for name in names)
+        return f"expected {wanted}, got {_kind_of(error.instance)}"
+    if error.validator == "minLength":
+        return "must not be empty"
+    return str(error.message)
+
+
+def _kind_of(value: Any) -> str:
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return _KINDS[kinds.get(type(value), "object" if isinstance(value, dict) else "null")]
+
+
+def _env_key_problems(doc: YamlDoc) -> list[_Problem]:
+    present = [key for key in _ENV_KEYS if isinstance(doc.data, dict) and key in doc.data]
+    if len(present) < 2:
+        return []
+    last = max(present, key=lambda key: doc.mark((key,)))
+    names = ", ".join(f"'{key}'" for key in present)
+    return [_problem(doc, (last,), f"Project cannot contain multiple environment fields: {names}")]
+
+
+def _problem(doc: YamlDoc, path: KeyPath, message: str) -> _Problem:
+    mark = doc.mark(path)
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return _Problem(
+        mark.line, mark.column, f"{doc.name}:{mark}{' ' + where if where else ''}", message
+    )
+
+
+def _spec_error(problems: list[_Problem]) -> SpecError:
+    ordered = sorted(problems, key=lambda p: (p.line, p.column))  # stable: keeps template order
+    lines = dict.fromkeys(f"{p.where}: {p.message}" for p in ordered)
+    return SpecError("\n".join(lines), hint=_SCHEMA_HINT)
+
+
+# --- records from validated data -----------------------------------------------------------------
+
+
+class _SpecBuilder:
+    """Builds the records from schema-valid data, collecting the checks a schema cannot do."""
+
+    def __init__(self, root: Path, spec_file: Path, doc: YamlDoc) -> None:
+        self.root, self.spec_file, self.doc = root, spec_file, doc
+        self.data: dict[str, Any] = doc.data
+        self.problems: list[_Problem] = []
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        self.problems.append(_problem(self.doc, path, message))
+
+    def build(self) -> ProjectSpec:
+        env = self._env()
+        entries = self.data.get("entry_points") or {}
+        entry_points = tuple(self._entry_point(name, body) for name, body in entries.items())
+        if self.problems:
+            raise _spec_error(self.problems)
+        name = None if self.data.get("name") is None else self.doc.text(("name",))
+        return ProjectSpec(self.root, name, env, entry_points, self.spec_file)
+
+    def _env(self) -> EnvSpec:
+        if self.data.get("docker_env"):
+            return EnvSpec(kind="docker_env", docker=self._docker(self.data["docker_env"]))
+        for kind in ("python_env", "conda_env"):
+            if self.data.get(kind):
+                return EnvSpec(kind=kind, file=self._env_file(kind, self.data[kind]))
+        return _implicit_env(self.root)
+
+    def _env_file(self, key: str, relative: str) -> Path | None:
+        path = _inside(self.root, relative)
+        if path is None:
+            self.problem((key,), f"{key} file '{relative}' is outside the project")
+        elif not path.is_file():
+            shown = os.path.normpath(self.root / relative)
+            self.problem(
+                (key,),
+                f"Project specified {_ENV_FILE_WORDS[key]} {shown}, but no such file was found.",
+            )
+        return path
+
+    def _docker(self, body: dict[str, Any]) -> DockerEnv:
+        base = ("docker_env",)
+        environment = tuple(
+            (item, None)
+            if isinstance(item, str)
+            else (item[0], self._text((*base, "environment", i, 1)))
+            for i, item in enumerate(body.get("environment") or ())
+        )
+        build = self._build(body["build"]) if "build" in body else None
+        return DockerEnv(body["image"], tuple(body.get("volumes") or ()), environment, build)
+
+    def _build(self, body: dict[str, Any]) -> DockerBuild:
+        path = ("docker_env", "build")
+        context = body.get("context", ".")
+        dockerfile = body.get("dockerfile", "Dockerfile")
+        if _inside(self.root, context) is None:
+            self.problem((*path, "context"), f"build context '{context}' is outside the project")
+        elif _inside(self.root, os.path.join(context, dockerfile)) is None:
+            self.problem((*path, "dockerfile"), f"dockerfile '{dockerfile}' is outside the project")
+        args = tuple((k, self._text((*path, "args", k))) for k in body.get("args") or {})
+        return DockerBuild(context, dockerfile, args)
+
+    def _text(self, path: KeyPath) -> str:
+        return self.doc.text(path) or ""
+
+    def _entry_point(self, name: str, body: dict[str, Any]) -> EntryPoint:
+        path = ("entry_points", name)
+        declared = body.get("parameters") or {}
+        params = tuple(
+            self._parameter((*path, "parameters", key), key, value)
+            for key, value in declared.items()
+        )
+        for problem in template_problems(body["command"], [p.name for p in params]):
+            self.problem((*path, "command"), problem)
+        return EntryPoint(name, body["command"], params)
+
+    def _parameter(self, path: KeyPath, name: str, body: str | dict[str, Any]) -> Parameter:
+        if isinstance(body, str):
+            return Parameter(name, body, None)
+        ptype = body.get("type", "string")
+        if body.get("default") is None:
+            return Parameter(name, ptype, None)
+        default = self._text((*path, "default"))
+        if not fits_type(ptype, default):
+            self.problem(
+                (*path, "default"),
+                f"default {default!r} for parameter '{name}' is not a valid {ptype}",
+            )
+        return Parameter(name, ptype, default)

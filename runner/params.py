@@ -1,0 +1,278 @@
+"""Typed parameters: validation, canonical recorded values, and safe command rendering."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import string
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+from runner.errors import ParameterError, SpecError, UsageError
+
+if TYPE_CHECKING:  # spec imports this module at runtime, so the import only serves mypy.
+    from runner.spec import EntryPoint, Parameter
+
+EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+MAX_VALUE_BYTES = 100_000
+MAX_TOTAL_BYTES = 1_000_000
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INT = re.compile(r"^[+-]?\d+$")
+_BOOL = frozenset({"true", "false", "1", "0", "yes", "no"})
+_NOT_FINITE = frozenset({"nan", "inf", "infinity"})
+
+
+@dataclass(frozen=True)
+class ResolvedParams:
+    """Parameters after validation: canonical raw strings and the rendered shell command."""
+
+    declared: dict[str, str]  # every declared parameter, defaults included, as the user wrote it
+    extra: dict[str, str]  # undeclared -P values, in the order given
+    command: str
+
+    @property
+    def recorded(self) -> dict[str, str]:
+        """What is stored on the run: raw values, never the shell-quoted forms."""
+        return {**self.declared, **self.extra}
+
+
+def _has_scheme(value: str) -> bool:
+    return bool(urlparse(value).scheme)
+
+
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    "float": lambda v: bool(_FLOAT.fullmatch(v)),
+    "int": lambda v: bool(_INT.fullmatch(v)),
+    "bool": lambda v: v.lower() in _BOOL,
+    "uri": _has_scheme,
+}
+
+
+def fits_type(ptype: str, value: str) -> bool:
+    """Whether ``value`` is valid for ``ptype``; path, string and unknown types accept anything."""
+    check = _CHECKS.get(ptype)
+    return check is None or check(value)
+
+
+def type_error(name: str, ptype: str, value: str) -> str | None:
+    """The user-facing reason ``value`` does not fit ``ptype``, or None if it fits."""
+    if fits_type(ptype, value):
+        return None
+    if ptype == "uri":
+        return f"Expected URI for parameter {name} but got {value}"
+    if ptype == "float" and value.strip().lower().lstrip("+-") in _NOT_FINITE:
+        return f"parameter '{name}': expected float, got {value!r} (nan and infinity are refused)"
+    return f"parameter '{name}': expected {ptype}, got {value!r}"
+
+
+def parse_param_args(items: Sequence[str]) -> dict[str, str]:
+    """Turn ``-P name=value`` strings into a dict; only the first '=' splits."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"Invalid format for -P parameter: '{item}'. Use -P name=value.")
+        if not key:
+            raise UsageError(f"Invalid -P parameter '{item}': the name before '=' is empty.")
+        if key in params:
+            raise UsageError(f"Repeated parameter: '{key}'")
+        params[key] = value
+    return params
+
+
+def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) -> ResolvedParams:
+    """Validate ``given`` against ``entry``'s parameters and render its command line.
+
+    Relative ``path`` values resolve against ``cwd`` (as MLflow does); the command receives the
+    absolute path while the recorded value stays what the user typed.
+    """
+    _check_limits(given)
+    declared_names = {p.name for p in entry.parameters}
+    extra = {k: v for k, v in given.items() if k not in declared_names}
+    _check_extra_names(extra)
+    raw = _with_defaults(entry.parameters, given)
+    values = _command_values(entry.parameters, raw, cwd)
+    command = render_command(entry.name, entry.command, values) + _render_extra(extra)
+    return ResolvedParams(declared=raw, extra=extra, command=command)
+
+
+def _check_limits(given: Mapping[str, str]) -> None:
+    total = 0
+    for key, value in given.items():
+        if "\0" in key or "\0" in value:
+            raise ParameterError(f"parameter {key!r} contains a NUL byte")
+        size = len(value.encode())
+        if size > MAX_VALUE_BYTES:
+            raise ParameterError(
+                f"value of parameter '{key}' is too long ({size} bytes > {MAX_VALUE_BYTES} bytes)",
+                hint="pass large inputs as a file with a path parameter",
+            )
+        total += size + len(key.encode())
+    if total > MAX_TOTAL_BYTES:
+        raise ParameterError(
+            f"parameters are too large in total ({total} bytes > {MAX_TOTAL_BYTES} bytes)"
+        )
+
+
+def _check_extra_names(extra: Mapping[str, str]) -> None:
+    for key in extra:
+        if not EXTRA_NAME.fullmatch(key):
+            raise ParameterError(
+                f"invalid parameter name {key!r}: undeclared parameter names must match "
+                f"{EXTRA_NAME.pattern}"
+            )
+
+
+def _with_defaults(parameters: Sequence[Parameter], given: Mapping[str, str]) -> dict[str, str]:
+    missing = [p.name for p in parameters if p.name not in given and p.default is None]
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        raise ParameterError(f"No value given for missing parameters: {names}")
+    return {p.name: given[p.name] if p.name in given else str(p.default) for p in parameters}
+
+
+def _command_values(
+    parameters: Sequence[Parameter], raw: Mapping[str, str], cwd: Path
+) -> dict[str, str]:
+    problems = [e for p in parameters if (e := type_error(p.name, p.type, raw[p.name]))]
+    if problems:
+        raise ParameterError("\n".join(problems))
+    return {
+        p.name: _local_path(p.name, raw[p.name], cwd) if p.type == "path" else raw[p.name]
+        for p in parameters
+    }
+
+
+def _local_path(name: str, value: str, cwd: Path) -> str:
+    """The absolute local path for a ``path`` value; remote URIs are refused for now."""
+    parsed = urlparse(value)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        value = unquote(parsed.path)
+    elif parsed.scheme and parsed.scheme != "file":
+        raise ParameterError(
+            f"parameter '{name}': downloading remote path parameters ({parsed.scheme}://) "
+            "is not supported yet",
+            hint="download the file first and pass its local path",
+        )
+    elif parsed.scheme:
+        raise ParameterError(f"parameter '{name}': file URIs on other hosts are not supported")
+    absolute = os.path.abspath(os.path.join(cwd, value))
+    if not os.path.exists(absolute):
+        raise ParameterError(
+            f"Got value {value} for parameter {name}, but no such file or directory was found."
+        )
+    return absolute
+
+
+def _render_extra(extra: Mapping[str, str]) -> str:
+    return "".join(f" {shlex.quote('--' + k)} {shlex.quote(v)}" for k, v in extra.items())
+
+
+def render_command(entry_name: str, template: str, values: Mapping[str, str]) -> str:
+    """Substitute shell-quoted values for ``{name}``; ``{{``/``}}`` become literal braces.
+
+    ``str.format`` is never called: it would evaluate ``{a.b}``/``{a[0]}`` on attacker data.
+    """
+    parts: list[str] = []
+    for literal, field, _spec, _conv in _parse(entry_name, template):
+        parts.append(literal)
+        if field is not None:
+            if field not in values:
+                raise SpecError(
+                    f"entry point '{entry_name}': command uses undeclared placeholder {{{field}}}"
+                )
+            parts.append(shlex.quote(values[field]))
+    return "".join(parts)
+
+
+def template_problems(template: str, declared: Sequence[str]) -> list[str]:
+    """Everything wrong with the placeholders of a command template (checked at load time)."""
+    try:
+        pieces = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return [f"invalid command template: {exc}"]
+    problems = []
+    for state, (field, spec, conv) in _fields_with_quote_state(pieces):
+        problem = _field_problem(field, spec, conv, declared) or _quote_problem(field, state)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _parse(entry_name: str, template: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise SpecError(f"entry point '{entry_name}': invalid command template: {exc}") from exc
+
+
+def _field_problem(field: str, spec: str | None, conv: str | None, declared: Sequence[str]) -> str:
+    shown = "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+    if not field or field.isdigit():
+        return f"positional placeholder {shown} is not allowed; use a parameter name"
+    if "." in field or "[" in field:
+        return f"placeholder {shown} uses attribute or index access, which is not allowed"
+    if conv or spec:
+        return f"placeholder {shown} uses a conversion or format spec, which is not allowed"
+    if field not in declared:
+        return f"placeholder {shown} is not a declared parameter of this entry point"
+    return ""
+
+
+def _quote_problem(field: str, state: str) -> str:
+    if state == "`":
+        return f"placeholder {{{field}}} is inside backticks; use $(...) instead"
+    if state:
+        return (
+            f"placeholder {{{field}}} is inside quotes; values are quoted by runner; "
+            "remove the quotes"
+        )
+    return ""
+
+
+def _fields_with_quote_state(
+    pieces: Sequence[tuple[str, str | None, str | None, str | None]],
+) -> Iterator[tuple[str, tuple[str, str | None, str | None]]]:
+    """Yield each placeholder with the shell quoting state ('', "'", '"' or '`') it sits in."""
+    scanner = _QuoteScanner()
+    for literal, field, spec, conv in pieces:
+        scanner.feed(literal)
+        if field is not None:
+            yield scanner.state, (field, spec, conv)
+            scanner.after_word = False
+
+
+class _QuoteScanner:
+    """Tracks enough of POSIX shell quoting to know whether a position is inside quotes."""
+
+    def __init__(self) -> None:
+        self.state = ""  # '', "'", '"' or '`'
+        self.escaped = False
+        self.comment = False
+        self.after_word = True  # at a word start, where '#' begins a comment
+
+    def feed(self, text: str) -> None:
+        for char in text:
+            self._step(char)
+
+    def _step(self, char: str) -> None:
+        if self.comment:
+            self.comment = char != "\n"
+        elif self.escaped:
+            self.escaped = False
+        elif self.state == "'":
+            self.state = "" if char == "'" else "'"
+        elif char == "\\":
+            self.escaped = True
+        elif self.state:
+            self.state = "" if char == self.state else self.state
+        elif char == "#" and self.after_word:
+            self.comment = True
+        elif char in "'\"`":
+            self.state = char
+        self.after_word = char.isspace() or char in ";&|()"

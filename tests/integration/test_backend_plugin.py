@@ -52,9 +52,10 @@ class TinyBackend:
 
 def _install_plugin(site: Path) -> dict[str, str]:
     """A real distribution on PYTHONPATH: a module plus a dist-info with entry points."""
+    site.mkdir(parents=True)
     (site / "tiny_backend.py").write_text(TINY_BACKEND)
     dist = site / "tiny_backend-0.1.dist-info"
-    dist.mkdir(parents=True)
+    dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-backend\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[runner.backends]\ntiny = tiny_backend:TinyBackend\n")
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))

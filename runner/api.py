@@ -75,9 +75,15 @@ def run(
     from runner.lifecycle import request_from_api, run_in_process
 
     request = request_from_api(
-        uri, entry_point, parameters, version=version, env_manager=env_manager,
-        backend=backend, backend_config=dict(backend_config or {}),
-        experiment=experiment_name, run_name=run_name,
+        uri,
+        entry_point,
+        parameters,
+        version=version,
+        env_manager=env_manager,
+        backend=backend,
+        backend_config=dict(backend_config or {}),
+        experiment=experiment_name,
+        run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
     )
     run_id, _ = run_in_process(request, synchronous=synchronous)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+
 import click
 
 from runner import __version__
@@ -94,4 +95,3 @@ def _unexpected(exc: Exception, debug: bool) -> int:
         traceback.print_exc()
     click.echo(f"error: unexpected error: {exc!r}\nhint: the traceback is in {log}", err=True)
     return 1
-

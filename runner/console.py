@@ -33,4 +33,3 @@ def progress_printer(quiet: bool) -> ProgressFn:
     if quiet or not sys.stderr.isatty():
         return lambda message: None
     return lambda message: say(message)
-

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.home import runner_home, run_artifacts_dir
+from runner.home import run_artifacts_dir, runner_home
 from runner.tracking import JOURNAL
 
 if TYPE_CHECKING:

@@ -19,10 +19,21 @@ if TYPE_CHECKING:
     from runner.store import Store
 
 
-def run_from_cli(*, uri: str, entry_point: str, params: Sequence[str], version: str | None,
-                 env_manager: str | None, backend: str, backend_config: str | None,
-                 docker_args: Sequence[str], experiment: str, run_name: str | None,
-                 detach: bool, quiet: bool) -> int:
+def run_from_cli(
+    *,
+    uri: str,
+    entry_point: str,
+    params: Sequence[str],
+    version: str | None,
+    env_manager: str | None,
+    backend: str,
+    backend_config: str | None,
+    docker_args: Sequence[str],
+    experiment: str,
+    run_name: str | None,
+    detach: bool,
+    quiet: bool,
+) -> int:
     """`runner run`: returns the process exit code."""
     from runner.params import parse_param_args
 
@@ -30,9 +41,16 @@ def run_from_cli(*, uri: str, entry_point: str, params: Sequence[str], version: 
     if docker_args:
         config["docker_args"] = parse_docker_args(docker_args)
     request = RunRequest(
-        uri=uri, entry_point=entry_point, parameters=parse_param_args(params), version=version,
-        env_manager=env_manager, backend=backend, backend_config=config,
-        experiment=experiment, run_name=run_name, parent_run_id=os.environ.get("RUNNER_RUN_ID"),
+        uri=uri,
+        entry_point=entry_point,
+        parameters=parse_param_args(params),
+        version=version,
+        env_manager=env_manager,
+        backend=backend,
+        backend_config=config,
+        experiment=experiment,
+        run_name=run_name,
+        parent_run_id=os.environ.get("RUNNER_RUN_ID"),
     )
     plan = make_plan(request)
     store = open_reconciled_store()
@@ -62,8 +80,10 @@ def _run_attached(run_id: str, plan: Plan, store: Store, quiet: bool) -> int:
 
 def _report(run_id: str, info: ExitInfo, seconds: float, quiet: bool) -> None:
     detail = f" ({info.reason})" if info.reason else ""
-    say(f"run {run_id} {info.status.value} in {seconds:.2f}s{detail}",
-        quiet=quiet and info.status is RunStatus.FINISHED)
+    say(
+        f"run {run_id} {info.status.value} in {seconds:.2f}s{detail}",
+        quiet=quiet and info.status is RunStatus.FINISHED,
+    )
 
 
 def parse_docker_args(items: Sequence[str]) -> dict[str, str | bool]:
@@ -89,12 +109,14 @@ def spawn_supervisor(run_id: str, store: Store) -> int:
     """Start a detached process that executes the recorded plan; it becomes the run's runner."""
     from runner.procinfo import process_start_time
 
-    log = open(run_artifacts_dir(run_id) / "supervisor.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner.supervisor", run_id],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    log.close()
+    with open(run_artifacts_dir(run_id) / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.supervisor", run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     store.update_run(run_id, runner_pid=proc.pid, runner_start=process_start_time(proc.pid))
     return proc.pid
 
@@ -125,8 +147,9 @@ def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]
     return run_id, info
 
 
-def request_from_api(uri: str, entry_point: str, parameters: Mapping[str, Any] | None,
-                     **options: Any) -> RunRequest:
+def request_from_api(
+    uri: str, entry_point: str, parameters: Mapping[str, Any] | None, **options: Any
+) -> RunRequest:
     """Python callers may pass numbers; they are recorded as their string form."""
     params = {str(k): _api_value(v) for k, v in (parameters or {}).items()}
     return RunRequest(uri=uri, entry_point=entry_point, parameters=params, **options)

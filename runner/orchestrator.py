@@ -111,8 +111,9 @@ def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -
         "RUNNER_TRACKING_URI": tracking_uri(),
         "RUNNER_EXPERIMENT": plan.experiment,
         "RUNNER_ARTIFACTS_DIR": str(run_artifacts_dir(run_id)),
-        "PYTHONPATH": os.pathsep.join(filter(None, [tracking_pythonpath(),
-                                                    os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [tracking_pythonpath(), os.environ.get("PYTHONPATH")])
+        ),
         **prepared.env_vars(os.environ.get("PATH", "")),
     }
     return LaunchRequest(

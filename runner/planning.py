@@ -118,8 +118,10 @@ def validate_backend(name: str, config: Mapping[str, Any]) -> None:
         return
     import jsonschema
 
-    errors = sorted(jsonschema.Draft202012Validator(backend.config_schema).iter_errors(config),
-                    key=lambda e: list(e.path))
+    errors = sorted(
+        jsonschema.Draft202012Validator(backend.config_schema).iter_errors(config),
+        key=lambda e: list(e.path),
+    )
     if errors:
         lines = "; ".join(f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors)
         raise BackendError(f"invalid backend config for {name!r}: {lines}")

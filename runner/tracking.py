@@ -54,8 +54,15 @@ def _now_ms() -> int:
 
 def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
     """Record ``value`` for ``key`` at ``step`` (timestamp in ms since the epoch)."""
-    _append({"t": "metric", "key": str(key), "value": float(value), "step": int(step),
-             "ts": timestamp if timestamp is not None else _now_ms()})
+    _append(
+        {
+            "t": "metric",
+            "key": str(key),
+            "value": float(value),
+            "step": int(step),
+            "ts": timestamp if timestamp is not None else _now_ms(),
+        }
+    )
 
 
 def log_metrics(metrics: dict[str, float], step: int = 0) -> None:

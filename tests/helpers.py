@@ -17,17 +17,31 @@ RUNNER = [sys.executable, "-m", "runner"]
 ARGV_PROBE = "import json, sys; print('ARGV=' + json.dumps(sys.argv[1:]))\n"
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``runner ARGS`` and capture its output as text."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*RUNNER, *args], cwd=cwd, env=full_env, text=True,
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*RUNNER, *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def spawn_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([*RUNNER, *args], cwd=cwd, text=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*RUNNER, *args],
+        cwd=cwd,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
@@ -55,4 +69,4 @@ def record(run_id: str) -> dict[str, Any]:
 
 def probe_argv(stdout: str) -> list[str]:
     line = next(line for line in stdout.splitlines() if line.startswith("ARGV="))
-    return list(json.loads(line[len("ARGV="):]))
+    return list(json.loads(line[len("ARGV=") :]))

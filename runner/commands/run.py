@@ -9,29 +9,75 @@ from runner.planning import DEFAULT_EXPERIMENT
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("uri")
-@click.option("-e", "--entry-point", default="main", show_default=True,
-              help="Entry point name from the MLproject, or a script: train.py, run.sh.")
-@click.option("-P", "--param-list", "params", multiple=True, metavar="NAME=VALUE",
-              help="A parameter (repeatable). Undeclared names are passed as --NAME VALUE.")
+@click.option(
+    "-e",
+    "--entry-point",
+    default="main",
+    show_default=True,
+    help="Entry point name from the MLproject, or a script: train.py, run.sh.",
+)
+@click.option(
+    "-P",
+    "--param-list",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter (repeatable). Undeclared names are passed as --NAME VALUE.",
+)
 @click.option("-v", "--version", help="Git branch, tag or commit to run (git sources only).")
-@click.option("--env-manager", help="local, uv, virtualenv (= uv) or conda. "
-              "Default: from the project (python_env → uv, conda → conda, none → local).")
-@click.option("-b", "--backend", default="local", show_default=True,
-              help="Where to run: a backend registered under 'runner.backends'.")
-@click.option("-c", "--backend-config", metavar="JSON|FILE.json",
-              help="Backend options as inline JSON or a .json file.")
-@click.option("-A", "--docker-args", multiple=True, metavar="NAME[=VALUE]",
-              help="Docker run options, MLflow style: -A memory=1g -A gpus=all -A t.")
-@click.option("--experiment-name", default=DEFAULT_EXPERIMENT, show_default=True,
-              envvar="RUNNER_EXPERIMENT_NAME", help="Experiment to record into (created if new).")
+@click.option(
+    "--env-manager",
+    help="local, uv, virtualenv (= uv) or conda. "
+    "Default: from the project (python_env → uv, conda → conda, none → local).",
+)
+@click.option(
+    "-b",
+    "--backend",
+    default="local",
+    show_default=True,
+    help="Where to run: a backend registered under 'runner.backends'.",
+)
+@click.option(
+    "-c",
+    "--backend-config",
+    metavar="JSON|FILE.json",
+    help="Backend options as inline JSON or a .json file.",
+)
+@click.option(
+    "-A",
+    "--docker-args",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Docker run options, MLflow style: -A memory=1g -A gpus=all -A t.",
+)
+@click.option(
+    "--experiment-name",
+    default=DEFAULT_EXPERIMENT,
+    show_default=True,
+    envvar="RUNNER_EXPERIMENT_NAME",
+    help="Experiment to record into (created if new).",
+)
 @click.option("--run-name", help="A name for the run (default: generated).")
-@click.option("--detach", is_flag=True, help="Validate and record, then run in the background "
-              "and print the run id.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Validate and record, then run in the background and print the run id.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
-def run(uri: str, entry_point: str, params: tuple[str, ...], version: str | None,
-        env_manager: str | None, backend: str, backend_config: str | None,
-        docker_args: tuple[str, ...], experiment_name: str, run_name: str | None,
-        detach: bool, quiet: bool) -> int:
+def run(
+    uri: str,
+    entry_point: str,
+    params: tuple[str, ...],
+    version: str | None,
+    env_manager: str | None,
+    backend: str,
+    backend_config: str | None,
+    docker_args: tuple[str, ...],
+    experiment_name: str,
+    run_name: str | None,
+    detach: bool,
+    quiet: bool,
+) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
     URI is a folder, a git URL (https, ssh, git@host:org/repo, file://) or a .zip, with an
@@ -44,8 +90,16 @@ def run(uri: str, entry_point: str, params: tuple[str, ...], version: str | None
     from runner.lifecycle import run_from_cli
 
     return run_from_cli(
-        uri=uri, entry_point=entry_point, params=params, version=version,
-        env_manager=env_manager, backend=backend, backend_config=backend_config,
-        docker_args=docker_args, experiment=experiment_name, run_name=run_name,
-        detach=detach, quiet=quiet,
+        uri=uri,
+        entry_point=entry_point,
+        params=params,
+        version=version,
+        env_manager=env_manager,
+        backend=backend,
+        backend_config=backend_config,
+        docker_args=docker_args,
+        experiment=experiment_name,
+        run_name=run_name,
+        detach=detach,
+        quiet=quiet,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,15 +30,18 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--experiment", help="Only runs of this experiment.")
-@click.option("--status", type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
-              help="Only runs with this status.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
+    help="Only runs with this status.",
+)
 @click.option("--limit", type=int, default=None, help="At most this many runs (newest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print run records as a JSON list.")
-def list_runs(experiment: str | None, status: str | None, limit: int | None,
-              as_json: bool) -> None:
+def list_runs(experiment: str | None, status: str | None, limit: int | None, as_json: bool) -> None:
     """List runs, newest first."""
-    records = _store().list_runs(experiment=experiment,
-                                 status=status.upper() if status else None, limit=limit)
+    records = _store().list_runs(
+        experiment=experiment, status=status.upper() if status else None, limit=limit
+    )
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
@@ -45,12 +49,22 @@ def list_runs(experiment: str | None, status: str | None, limit: int | None,
         click.echo("no runs recorded yet", err=True)
         return
     rows = [("RUN ID", "STATUS", "EXPERIMENT", "ENTRY POINT", "STARTED", "NAME")]
-    rows += [(r["run_id"][:12], r["status"], r["experiment"], r["entry_point"],
-              (r["start_time"] or "")[:19].replace("T", " "), r["run_name"] or "")
-             for r in records]
+    rows += [
+        (
+            r["run_id"][:12],
+            r["status"],
+            r["experiment"],
+            r["entry_point"],
+            (r["start_time"] or "")[:19].replace("T", " "),
+            r["run_name"] or "",
+        )
+        for r in records
+    ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo(
+            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 @runs.command("show")
@@ -109,8 +123,14 @@ def _print_from(path: Any, offset: int) -> int:
 
 @runs.command("cancel")
 @click.argument("run_id")
-@click.option("--wait", "wait_seconds", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for the run to end.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the run to end.",
+)
 def cancel(run_id: str, wait_seconds: float) -> None:
     """Stop a run: its entry point is terminated and the run ends KILLED."""
     status = cancel_run(run_id, wait_seconds)
@@ -129,17 +149,17 @@ def cancel_run(run_id: str, wait_seconds: float = 30.0) -> RunStatus:
         store.finish_run(full_id, RunStatus.KILLED, None, "cancelled before it started")
         return RunStatus.KILLED
     if live.runner_host != socket.gethostname():
-        raise RunnerError(f"run {full_id} is executed by a runner on host {live.runner_host}",
-                          hint="cancel it from that host")
+        raise RunnerError(
+            f"run {full_id} is executed by a runner on host {live.runner_host}",
+            hint="cancel it from that host",
+        )
     _terminate(live.runner_pid)
     return _await_end(store, full_id, wait_seconds)
 
 
 def _terminate(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
 
 
 def _await_end(store: Any, run_id: str, wait_seconds: float) -> RunStatus:

@@ -19,6 +19,8 @@ class PreparedEnv:
     python: str | None = None  # interpreter version, e.g. "3.11.7"
     lock: str | None = None  # pinned requirement lines, as installed
     details: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False  # True when a cached env was used as is (nothing was installed)
+    warnings: tuple[str, ...] = ()  # for the user, e.g. conda deps dropped; not recorded
 
     def record(self) -> dict[str, Any]:
         """The ``environment`` block of the run record."""

@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "sample_projects" / "hello"
 
 
-def _project(tmp_path: Path, command: str, params: str = "", extra: dict[str, str] | None = None
-             ) -> Path:
+def _project(
+    tmp_path: Path, command: str, params: str = "", extra: dict[str, str] | None = None
+) -> Path:
     mlproject = f"""
         name: t
         entry_points:
@@ -91,9 +92,10 @@ def test_failing_entry_point_is_failed_with_exit_code(tmp_path: Path) -> None:
 
 
 def test_values_and_extra_keys_arrive_as_single_literal_argv_elements(tmp_path: Path) -> None:
-    proj = _project(tmp_path, "python probe.py {name}", "parameters: {name: string}",
-                    {"probe.py": ARGV_PROBE})
-    hostile = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a\nb", "it's \"q\""]
+    proj = _project(
+        tmp_path, "python probe.py {name}", "parameters: {name: string}", {"probe.py": ARGV_PROBE}
+    )
+    hostile = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a\nb", 'it\'s "q"']
     for value in hostile:
         result = run_cli("run", str(proj), "-P", f"name={value}", "-P", "extra=--flag x", "-q")
         assert result.returncode == 0, result.stderr
@@ -167,7 +169,7 @@ def test_a_sigkilled_runner_is_marked_failed_by_the_next_command(tmp_path: Path)
 def test_eight_concurrent_runs_on_one_fresh_store() -> None:
     procs = [spawn_cli("run", str(HELLO), "-P", f"name=n{i}", "-q") for i in range(8)]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (_, err) in zip(procs, outputs):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "database is locked" not in err
     recs = records()
@@ -221,7 +223,10 @@ def _sleepers(marker: str = "30") -> int:
 
 
 def test_runner_env_vars_reach_the_entry_point(tmp_path: Path) -> None:
-    probe = "import os; print('ENV=' + os.environ['RUNNER_RUN_ID'] + '|' + os.environ['RUNNER_EXPERIMENT'])"
+    probe = (
+        "import os; e = os.environ\n"
+        "print('ENV=' + e['RUNNER_RUN_ID'] + '|' + e['RUNNER_EXPERIMENT'])\n"
+    )
     proj = _project(tmp_path, "python env.py", extra={"env.py": probe})
     result = run_cli("run", str(proj), "--experiment-name", "exp1", "-q")
     assert result.returncode == 0, result.stderr

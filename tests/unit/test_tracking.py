@@ -56,8 +56,9 @@ def test_reader_only_takes_complete_new_lines(in_run: Path) -> None:
     assert reader.read_new() == []
 
 
-def test_outside_a_run_nothing_is_written(monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_outside_a_run_nothing_is_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("RUNNER_RUN_ID", raising=False)
     monkeypatch.setattr(tracking, "_warned", False)
     tracking.log_metric("x", 1)

@@ -1,4 +1,4 @@
-"""Tracking store: experiments, runs, params, tags, metrics; SQLite by default, any SQLAlchemy URL."""
+"""Tracking store: experiments, runs, params, tags, metrics; SQLite or any SQLAlchemy URL."""
 
 from __future__ import annotations
 

@@ -1,0 +1,102 @@
+"""The tracking store's tables as SQLAlchemy Core metadata: the one definition of the schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# Constraint names are spelled out so later migrations (batch mode on SQLite) can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Milliseconds since the epoch overflow 32 bits; on SQLite INTEGER is already 64-bit.
+Millis = BigInteger
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created", Millis, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("run_name", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", Millis, nullable=False),
+    Column("end_time", Millis),
+    Column("exit_code", Integer),
+    Column("failure_reason", Text),
+    Column("entry_point", String(256), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("parent_run_id", String(32)),
+    Column("runner_pid", Integer),
+    Column("runner_host", String(256)),
+    Column("runner_start", Float),
+    Column("heartbeat", Millis),
+    Index(None, "experiment_id", "start_time"),
+    Index(None, "status"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# ``id`` orders metrics logged with equal step and timestamp; on SQLite it is the rowid itself.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("value", Float),  # NULL stands for NaN, which SQLite cannot store
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Millis, nullable=False),
+    Index(None, "run_id", "key", "step"),
+)
+
+# Kept current by log_metrics so reading a run never scans its whole metric history.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Float),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Millis, nullable=False),
+)

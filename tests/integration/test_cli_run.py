@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -144,18 +145,20 @@ def test_version_on_a_plain_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_sigterm_to_the_runner_kills_the_run_and_its_children(tmp_path: Path) -> None:
-    proj = _project(tmp_path, "sleep 300 & sleep 301; wait")
+    marker = _unique_seconds()
+    proj = _project(tmp_path, f"sleep {marker} & sleep {marker}; wait")
     runner = spawn_cli("run", str(proj))
-    _wait_for(lambda: bool(records("RUNNING")) and _sleepers() >= 2)
+    _wait_for(lambda: bool(records("RUNNING")) and _sleepers(marker) == 2)
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=30) == 1
     [rec] = records()
     assert rec["status"] == "KILLED"
-    _wait_for(lambda: _sleepers() == 0, timeout=15)
+    _wait_for(lambda: _sleepers(marker) == 0, timeout=15)
 
 
 def test_a_sigkilled_runner_is_marked_failed_by_the_next_command(tmp_path: Path) -> None:
-    proj = _project(tmp_path, "sleep 302")
+    marker = _unique_seconds()
+    proj = _project(tmp_path, f"sleep {marker}")
     runner = spawn_cli("run", str(proj))
     _wait_for(lambda: bool(records("RUNNING")))
     runner.send_signal(signal.SIGKILL)
@@ -163,7 +166,7 @@ def test_a_sigkilled_runner_is_marked_failed_by_the_next_command(tmp_path: Path)
     [rec] = records()  # this command reconciles
     assert rec["status"] == "FAILED"
     assert "died (runner_lost)" in rec["failure_reason"]
-    _wait_for(lambda: _sleepers("302") == 0, timeout=15)
+    _wait_for(lambda: _sleepers(marker) == 0, timeout=15)
 
 
 def test_eight_concurrent_runs_on_one_fresh_store() -> None:
@@ -188,14 +191,15 @@ def test_detached_run_can_be_followed() -> None:
 
 
 def test_cancel_a_detached_run(tmp_path: Path) -> None:
-    proj = _project(tmp_path, "sleep 303")
+    marker = _unique_seconds()
+    proj = _project(tmp_path, f"sleep {marker}")
     run_id = run_cli("run", str(proj), "--detach").stdout.strip()
-    _wait_for(lambda: record(run_id)["status"] == "RUNNING" and _sleepers("303") == 1)
+    _wait_for(lambda: record(run_id)["status"] == "RUNNING" and _sleepers(marker) == 1)
     result = run_cli("runs", "cancel", run_id)
     assert result.returncode == 0, result.stderr
     assert "KILLED" in result.stdout
     assert record(run_id)["status"] == "KILLED"
-    _wait_for(lambda: _sleepers("303") == 0, timeout=15)
+    _wait_for(lambda: _sleepers(marker) == 0, timeout=15)
 
 
 def test_script_entry_point_without_mlproject(tmp_path: Path) -> None:
@@ -217,8 +221,14 @@ def test_show_unknown_run_is_a_clear_error() -> None:
     assert "run 'deadbeefdead' not found" in result.stderr
 
 
-def _sleepers(marker: str = "30") -> int:
-    out = subprocess.run(["pgrep", "-f", f"^sleep {marker}"], capture_output=True, text=True)
+def _unique_seconds() -> str:
+    """A sleep duration no other process on the machine is likely to use, to find ours."""
+    return f"{random.randint(10**6, 10**7)}.{os.getpid()}"
+
+
+def _sleepers(marker: str) -> int:
+    pattern = "^sleep " + marker.replace(".", "[.]") + "$"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return len(out.stdout.split())
 
 

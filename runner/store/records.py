@@ -181,7 +181,8 @@ def new_run_row(new: NewRun) -> dict[str, Any]:
         "runner_pid": new.runner_pid,
         "runner_host": new.runner_host,
         "runner_start": new.runner_start,
-        "heartbeat": None,
+        # beating from creation lets another host tell a dead runner of a SCHEDULED run
+        "heartbeat": now_ms(),
     }
 
 

@@ -93,7 +93,9 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
     backend = load_backend(plan.backend)
     prepared = prepare_env(spec, plan.env_manager, progress=progress)
     journal = JournalReader(run_id)
-    with lease_env(prepared):
+    for warning in prepared.warnings:
+        progress(f"warning: {warning}")
+    with lease_env(prepared, run_id=run_id):
         request = _launch_request(run_id, plan, spec, prepared)
         facts = backend.prepare(request)
         store.update_run(run_id, environment={**prepared.record(), **facts})

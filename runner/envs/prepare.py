@@ -1,0 +1,43 @@
+"""The one entry point for environments: choose a manager, then prepare and lease the env."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Callable
+
+from runner.envs import PreparedEnv
+from runner.envs.select import choose_manager
+from runner.spec import ProjectSpec
+
+
+def prepare_env(
+    spec: ProjectSpec,
+    requested_manager: str | None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    refresh: bool = False,
+) -> PreparedEnv:
+    """A ready environment for ``spec``; ``local`` and ``docker`` build nothing here."""
+    manager = choose_manager(spec, requested_manager)
+    if manager == "uv":
+        from runner.envs.python import prepare_python_env
+
+        return prepare_python_env(spec, manager, progress=progress, refresh=refresh)
+    if manager == "local":
+        return PreparedEnv(manager="local", python=platform.python_version())
+    # docker: the backend builds or pulls the image from the docker_env section.
+    return PreparedEnv(manager=manager)
+
+
+def lease_env(
+    prepared: PreparedEnv, *, run_id: str | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """Hold while a run uses the env: ``runner env gc`` never deletes a leased env."""
+    if prepared.prefix is None or prepared.key is None:
+        return contextlib.nullcontext()
+    from runner.envs.cache import lease, record_use
+
+    if run_id is not None:
+        record_use(prepared.prefix, run_id)
+    return lease(prepared.prefix)

@@ -56,7 +56,8 @@ def fetch_project(uri: str, version: str | None = None) -> FetchedProject:
     shown = git.strip_credentials(location)
     kind, target = classify(location)
     if kind == "local":
-        return _fetch_local(shown, Path(target), sub, version)
+        # a relative folder means nothing later: record where it was
+        return _fetch_local(str(Path(target).resolve()), Path(target), sub, version)
     if kind == "git":
         return _fetch_git(shown, target, sub, version)
     if version is not None:

@@ -57,7 +57,7 @@ def run(
     parameters: Mapping[str, Any] | None = None,
     version: str | None = None,
     env_manager: str | None = None,
-    backend: str = "local",
+    backend: str | None = None,
     backend_config: Mapping[str, Any] | None = None,
     experiment_name: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,

@@ -26,7 +26,7 @@ def run_from_cli(
     params: Sequence[str],
     version: str | None,
     env_manager: str | None,
-    backend: str,
+    backend: str | None,
     backend_config: str | None,
     docker_args: Sequence[str],
     experiment: str,

@@ -25,7 +25,7 @@ class RunRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None
     env_manager: str | None = None
-    backend: str = "local"
+    backend: str | None = None  # None: docker for docker_env projects, else local
     backend_config: Mapping[str, Any] = field(default_factory=dict)
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
@@ -90,7 +90,8 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     entry = get_entry_point(spec, request.entry_point)
     resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
     manager = choose_manager(spec, request.env_manager)
-    validate_backend(request.backend, request.backend_config)
+    backend = choose_backend(request.backend, manager)
+    validate_backend(backend, request.backend_config)
     return Plan(
         project_dir=fetched.project_dir,
         entry_point=entry.name,
@@ -98,7 +99,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         parameters=dict(resolved.recorded),
         source=fetched.provenance.record(),
         env_manager=manager,
-        backend=request.backend,
+        backend=backend,
         backend_config=dict(request.backend_config),
         experiment=request.experiment,
         run_name=request.run_name,
@@ -107,6 +108,18 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         diff=fetched.diff,
         spec=spec,
     )
+
+
+def choose_backend(requested: str | None, manager: str) -> str:
+    """A docker_env project runs in a container, as in MLflow; other projects default to local."""
+    if requested is None:
+        return "docker" if manager == "docker" else "local"
+    if manager == "docker" and requested == "local":
+        raise BackendError(
+            "this project has a docker_env: it runs on a container backend, not 'local'",
+            hint="drop -b local (docker is chosen for docker_env projects), or use -b docker",
+        )
+    return requested
 
 
 def validate_backend(name: str, config: Mapping[str, Any]) -> None:

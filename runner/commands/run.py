@@ -33,9 +33,9 @@ from runner.planning import DEFAULT_EXPERIMENT
 @click.option(
     "-b",
     "--backend",
-    default="local",
-    show_default=True,
-    help="Where to run: a backend registered under 'runner.backends'.",
+    default=None,
+    help="Where to run: local, docker, or another backend registered under 'runner.backends'. "
+    "Default: docker for docker_env projects, else local.",
 )
 @click.option(
     "-c",
@@ -70,7 +70,7 @@ def run(
     params: tuple[str, ...],
     version: str | None,
     env_manager: str | None,
-    backend: str,
+    backend: str | None,
     backend_config: str | None,
     docker_args: tuple[str, ...],
     experiment_name: str,

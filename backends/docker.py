@@ -1,0 +1,219 @@
+"""The Docker backend: the entry point in a container of a cached, layered run image."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backends.docker_build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
+from backends.docker_client import api_errors, connect, root_cause
+from backends.docker_image import ImageBuilder
+from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunStatus
+from runner.errors import BackendError
+
+
+def _exit_info(code: int | None, cancelled: bool, oom: bool, lost: str | None) -> ExitInfo:
+    if cancelled:
+        return ExitInfo(RunStatus.KILLED, code, "cancelled")
+    if code is None:
+        return ExitInfo(RunStatus.FAILED, None, lost or "the container's exit code is unknown")
+    if code == 0:
+        return ExitInfo(RunStatus.FINISHED, 0)
+    if oom:
+        return ExitInfo(RunStatus.FAILED, code, "entry point killed: out of memory (oom_killed)")
+    if code > 128 and code - 128 in signal.valid_signals():
+        name = signal.Signals(code - 128).name
+        return ExitInfo(RunStatus.FAILED, code, f"entry point killed by {name} (exit {code})")
+    return ExitInfo(RunStatus.FAILED, code, f"entry point exited with code {code}")
+
+
+class DockerRunHandle:
+    """A started container: one thread pumps its attached output, one waits for its exit.
+
+    The container is removed by the waiter only after the output stream closed, so even a
+    10 ms container loses nothing (docker-py#3247); ``wait`` returns after the removal.
+    """
+
+    def __init__(self, client: Any, streamer: Any, container_id: str, output: Any) -> None:
+        self._client, self._streamer, self.container_id = client, streamer, container_id
+        self._queue: queue.Queue[LogChunk | None] = queue.Queue()
+        self._done = threading.Event()
+        self._exit = ExitInfo(RunStatus.RUNNING)
+        self._cancelled = False
+        self._pump_thread = _thread(self._pump, output)
+
+    def watch(self) -> None:
+        """Start waiting for the exit: called once the container has started."""
+        _thread(self._watch)
+
+    def _pump(self, output: Any) -> None:
+        try:
+            with contextlib.suppress(Exception):  # the daemon went away: the waiter reports it
+                for out, err in output:  # demuxed frames, in the order they were written
+                    if out:
+                        self._queue.put(LogChunk("stdout", out))
+                    if err:
+                        self._queue.put(LogChunk("stderr", err))
+        finally:
+            self._queue.put(None)
+
+    def _watch(self) -> None:
+        code, lost = None, None
+        try:
+            code = self._streamer.api.wait(self.container_id)["StatusCode"]
+        except Exception as exc:  # the daemon died or restarted mid-run
+            lost = f"lost the Docker daemon while waiting: {root_cause(exc)}"
+        self._pump_thread.join(timeout=30)
+        oom = self._oom_killed()
+        with contextlib.suppress(Exception):  # left behind only if the daemon is gone
+            self._client.api.remove_container(self.container_id, force=True)
+        self._exit = _exit_info(code, self._cancelled, oom, lost)
+        for client in (self._streamer, self._client):  # nothing more to ask the daemon
+            with contextlib.suppress(Exception):
+                client.close()
+        self._done.set()
+
+    def _oom_killed(self) -> bool:
+        try:
+            state = self._client.api.inspect_container(self.container_id)["State"]
+        except Exception:
+            return False
+        return bool(state.get("OOMKilled"))
+
+    def logs(self) -> Iterator[LogChunk]:
+        while (chunk := self._queue.get()) is not None:
+            yield chunk
+
+    def wait(self, timeout: float | None = None) -> ExitInfo:
+        self._done.wait(timeout)
+        return self._exit
+
+    def status(self) -> RunStatus:
+        return self._exit.status
+
+    def cancel(self, grace: float = 10.0) -> None:
+        if self._done.is_set() or self._cancelled:
+            return
+        self._cancelled = True
+        # off-thread so a signal handler calling cancel() never blocks on the daemon
+        _thread(self._stop, grace)
+
+    def _stop(self, grace: float) -> None:
+        with contextlib.suppress(Exception):  # already gone: nothing to stop
+            # the daemon sends SIGTERM, then SIGKILL after the grace period
+            self._client.api.stop(self.container_id, timeout=math.ceil(grace))
+        with contextlib.suppress(Exception):
+            self._client.api.kill(self.container_id)
+
+
+def _thread(target: Any, *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def start_container(
+    client: Any, streamer: Any, image: str, options: Mapping[str, Any]
+) -> DockerRunHandle:
+    """create → attach → start: attaching first is what keeps a fast container's output."""
+    container = client.containers.create(image, **options)
+    try:
+        output = streamer.api.attach(container.id, stream=True, demux=True)
+        handle = DockerRunHandle(client, streamer, container.id, output)
+        container.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+        raise
+    handle.watch()
+    return handle
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    client: Any
+    image: str
+    options: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+
+class DockerBackend:
+    """Runs the entry point in a container; images are layered and reused by content."""
+
+    name = "docker"
+    config_schema: Mapping[str, Any] = CONFIG_SCHEMA
+
+    def __init__(self) -> None:
+        self._prepared: dict[str, _Prepared] = {}
+
+    def prepare(self, request: LaunchRequest) -> Mapping[str, str]:
+        # the pure checks come first: a refused mount or env var builds nothing
+        options = container_options(request, os.environ)
+        client = connect(request.config)
+        with api_errors("preparing the image"):
+            builder = ImageBuilder(client, request.config.get("build_timeout", 3600))
+            facts = builder.run_image(request)
+        prepared = _Prepared(client, facts["image"], options, request.config)
+        self._prepared[request.run_id] = prepared
+        return facts
+
+    def launch(self, request: LaunchRequest) -> DockerRunHandle:
+        if request.run_id not in self._prepared:
+            self.prepare(request)
+        prepared = self._prepared.pop(request.run_id)
+        streamer = connect(prepared.config, streaming=True)
+        with api_errors("starting the container"):
+            return start_container(prepared.client, streamer, prepared.image, prepared.options)
+
+
+def _managed(client: Any, run_id: str | None = None) -> list[Any]:
+    label = f"{LABEL_RUN_ID}={run_id}" if run_id else f"{LABEL_MANAGED}=true"
+    return list(client.containers.list(all=True, filters={"label": label}))
+
+
+def _stop_and_remove(container: Any, grace: float) -> None:
+    with contextlib.suppress(Exception):  # it may have exited, or be removed meanwhile
+        container.stop(timeout=math.ceil(grace))
+    with contextlib.suppress(Exception):
+        container.remove(force=True)
+
+
+def find_container(run_id: str, client: Any = None) -> str | None:
+    """The id of the container of ``run_id``, if one exists."""
+    found = _managed(client or connect(), run_id)
+    return found[0].id if found else None
+
+
+def reconcile_containers(
+    live_run_ids: set[str], client: Any = None, grace: float = 5.0
+) -> list[str]:
+    """Stop and remove managed containers whose run is not live; returns those run ids."""
+    client = client or connect()
+    ended = []
+    for container in _managed(client):
+        run_id = container.labels.get(LABEL_RUN_ID)
+        if run_id and run_id not in live_run_ids:
+            _stop_and_remove(container, grace)
+            ended.append(run_id)
+    return ended
+
+
+def stop_containers_of_runs(run_ids: set[str], grace: float = 5.0) -> list[str]:
+    """Stop and remove the containers of runs whose runner died; quiet if no daemon answers."""
+    try:
+        client = connect()
+    except BackendError:
+        return []  # nothing can be running on a daemon that is down
+    stopped = []
+    for run_id in sorted(run_ids):
+        for container in _managed(client, run_id):
+            _stop_and_remove(container, grace)
+            stopped.append(run_id)
+    return stopped

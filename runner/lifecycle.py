@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo, RunStatus
 from runner.console import discard_sink, progress_printer, say, terminal_sink
 from runner.home import run_artifacts_dir
-from runner.orchestrator import Cancelled, execute, sigterm_cancels, submit
+from runner.interrupts import Cancelled, cancellable
+from runner.orchestrator import execute, submit
 from runner.planning import Plan, RunRequest, make_plan, parse_backend_config
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _run_attached(run_id: str, plan: Plan, store: Store, quiet: bool) -> int:
     say(f"run {run_id} ({plan.entry_point}) started: {plan.command}", quiet=quiet)
     started = time.monotonic()
     try:
-        with sigterm_cancels():
+        with cancellable():
             info = execute(run_id, plan, store, terminal_sink, progress_printer(quiet))
     except KeyboardInterrupt:
         say(f"run {run_id} KILLED (interrupted)")
@@ -128,7 +129,7 @@ def supervise(run_id: str) -> int:
     plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())
     store = open_store()
     try:
-        with sigterm_cancels():
+        with cancellable():
             info = execute(run_id, plan, store, discard_sink, lambda message: None)
     except (KeyboardInterrupt, Cancelled):
         return 1
@@ -142,7 +143,7 @@ def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]
     run_id = submit(plan, store)
     if not synchronous:
         return run_id, spawn_supervisor(run_id, store)
-    with sigterm_cancels():
+    with cancellable():
         info = execute(run_id, plan, store, terminal_sink, lambda message: None)
     return run_id, info
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, RunStatus
 from runner.errors import EnvBuildError, RunnerError
 from runner.home import run_artifacts_dir, tracking_uri
 from runner.ingest import JournalReader, ingest, tracking_pythonpath
+from runner.interrupts import Cancelled, deferred, raise_pending
 from runner.planning import Plan
 from runner.procinfo import process_start_time
 
@@ -28,10 +27,6 @@ Progress = Callable[[str], None]
 HEARTBEAT_SECONDS = 15.0
 INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
-
-
-class Cancelled(BaseException):
-    """Raised in the main thread by SIGTERM so the run ends KILLED (a BaseException, like ^C)."""
 
 
 def submit(plan: Plan, store: Store) -> str:
@@ -101,7 +96,8 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
         store.update_run(run_id, environment={**prepared.record(), **facts})
         try:
             with _watchdog(store, run_id, journal):
-                handle = backend.launch(request)
+                with deferred():
+                    handle = backend.launch(request)
                 return _follow(handle, run_id, sink)
         finally:
             ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
@@ -134,6 +130,7 @@ def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
     """Stream output to the sink and the log artifact; on ^C or SIGTERM cancel the handle."""
     log_path = run_artifacts_dir(run_id) / LOG_FILE
     try:
+        raise_pending()
         with open(log_path, "ab") as log:
             for chunk in handle.logs():
                 log.write(chunk.data)
@@ -185,20 +182,3 @@ def _watchdog(store: Store, run_id: str, journal: JournalReader) -> Iterator[Non
     finally:
         stop.set()
         thread.join()
-
-
-@contextmanager
-def sigterm_cancels() -> Iterator[None]:
-    """While active (main thread only), SIGTERM raises Cancelled so the run ends KILLED."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Cancelled()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,120 @@
+"""Docker runs end to end through `runner run`: records, reuse, SIGTERM and a SIGKILLed runner."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.docker_build import LABEL_RUN_ID
+from tests.docker_images import PROJECT_PREFIX
+from tests.helpers import ARGV_PROBE, records, run_cli, spawn_cli, write_project
+
+pytestmark = pytest.mark.docker
+
+
+def _project(tmp_path: Path, image: str, command: str) -> Path:
+    return write_project(
+        tmp_path / "proj",
+        {
+            "MLproject": f"""
+                name: {PROJECT_PREFIX}-cli
+                docker_env:
+                  image: {image}
+                  environment: [["GREETING", "hi there"]]
+                entry_points:
+                  main:
+                    parameters: {{name: string}}
+                    command: "{command}"
+            """,
+            "probe.py": ARGV_PROBE + "import os; print('GREETING=' + os.environ['GREETING'])\n",
+        },
+    )
+
+
+def _containers(client: Any, run_id: str) -> list[Any]:
+    return list(client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"}))
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_docker_project_runs_and_reruns_without_building(
+    tmp_path: Path, python_image: str, docker_client: Any
+) -> None:
+    proj = _project(tmp_path, python_image, "python probe.py {name}")
+    first = run_cli("run", str(proj), "-P", "name=a b; c", "-q")
+    assert first.returncode == 0, first.stderr
+    assert 'ARGV=["a b; c"]' in first.stdout
+    assert "GREETING=hi there" in first.stdout
+    second = run_cli("run", str(proj), "-P", "name=again", "-q")
+    assert second.returncode == 0, second.stderr
+    newest, oldest = records()
+    assert newest["backend"] == oldest["backend"] == "docker"
+    assert newest["environment"]["image_built"] == "none"
+    assert newest["environment"]["image_id"] == oldest["environment"]["image_id"]
+    assert newest["environment"]["image_id"].startswith("sha256:")
+    assert _containers(docker_client, newest["run_id"]) == []
+
+
+def test_exit_code_of_the_container_is_recorded(tmp_path: Path, python_image: str) -> None:
+    proj = _project(tmp_path, python_image, "exit 3")
+    result = run_cli("run", str(proj), "-P", "name=x")
+    assert result.returncode == 1
+    [rec] = records()
+    assert (rec["status"], rec["exit_code"]) == ("FAILED", 3)
+
+
+def test_local_backend_is_refused_for_docker_projects(tmp_path: Path) -> None:
+    proj = _project(tmp_path, "img", "true")
+    result = run_cli("run", str(proj), "-b", "local", "-P", "name=x")
+    assert result.returncode == 1
+    assert "it runs on a container backend, not 'local'" in result.stderr
+    assert records() == []
+
+
+def test_sigterm_to_the_runner_stops_the_container(
+    tmp_path: Path, python_image: str, docker_client: Any
+) -> None:
+    proj = _project(tmp_path, python_image, "sleep 600")
+    runner = spawn_cli("run", str(proj), "-P", "name=x")
+    _wait_for(lambda: bool(records("RUNNING")))
+    run_id = records()[0]["run_id"]
+    _wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, run_id)))
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 1
+    assert records()[0]["status"] == "KILLED"
+    assert _containers(docker_client, run_id) == []
+
+
+def test_a_sigkilled_runner_has_its_container_reconciled(
+    tmp_path: Path, python_image: str, docker_client: Any
+) -> None:
+    proj = _project(tmp_path, python_image, "sleep 600")
+    runner = spawn_cli("run", str(proj), "-P", "name=x")
+    _wait_for(lambda: bool(records("RUNNING")))
+    run_id = records()[0]["run_id"]
+    _wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, run_id)))
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=10)
+    [rec] = records()  # reconciles
+    assert rec["status"] == "FAILED"
+    assert "runner_lost" in rec["failure_reason"]
+    _wait_for(lambda: _containers(docker_client, run_id) == [])
+
+
+def test_record_lists_the_image(tmp_path: Path, python_image: str) -> None:
+    proj = _project(tmp_path, python_image, "true")
+    assert run_cli("run", str(proj), "-P", "name=x").returncode == 0
+    shown = json.loads(run_cli("runs", "show", records()[0]["run_id"], "--json").stdout)
+    assert shown["environment"]["base_image"] == python_image

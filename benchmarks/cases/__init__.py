@@ -1,0 +1,12 @@
+"""Benchmark cases, one module per capability; MODULES fixes their order in the table."""
+
+MODULES = (
+    "cli_overhead",
+    "python_env",
+    "conda_env",
+    "docker_rerun",
+    "store_metrics",
+    "store_list",
+    "workflow",
+    "concurrent_runs",
+)

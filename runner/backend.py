@@ -104,11 +104,11 @@ class Backend(Protocol):
 
 
 @functools.cache
-def available_backends() -> dict[str, Any]:
-    """Map backend name → entry point object (not loaded) for the ``runner.backends`` group."""
-    from importlib.metadata import entry_points
+def available_backends() -> dict[str, str]:
+    """Map backend name → "module:attribute" for the ``runner.backends`` entry-point group."""
+    from runner.registry import entry_points_of
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return entry_points_of(ENTRY_POINT_GROUP)
 
 
 def load_backend(name: str) -> Backend:
@@ -120,8 +120,10 @@ def load_backend(name: str) -> Backend:
             f"unknown backend {name!r}; available backends: {names}",
             hint="backends register under the 'runner.backends' entry-point group",
         )
+    from runner.registry import load_object
+
     try:
-        factory = found[name].load()
+        factory = load_object(found[name])
     except Exception as exc:  # a broken plugin must not crash the CLI with a traceback
         raise BackendError(f"backend {name!r} failed to load: {exc}") from exc
     backend = factory()

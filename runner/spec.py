@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import os
 import shlex
@@ -12,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import runner
+from runner import speccache
 from runner.errors import SpecError
-from runner.home import runner_home
 from runner.params import fits_type, template_problems
-from runner.yamlsafe import KeyPath, YamlDoc, parse_yaml, read_capped
+from runner.yamldoc import KeyPath, YamlDoc, read_capped
 
 EnvKind = Literal["system", "python_env", "conda_env", "docker_env"]
 
@@ -111,13 +109,22 @@ def load_spec(project_dir: Path) -> ProjectSpec:
     if spec_file is None:
         return ProjectSpec(root=root, name=None, env=_implicit_env(root))
     data = read_capped(spec_file)
-    doc = parse_yaml(data, spec_file.name)
+    key = speccache.digest(_schema_path().read_bytes(), data)
+    doc = speccache.lookup(key, spec_file.name) or _parse_and_validate(data, spec_file.name, key)
+    return _SpecBuilder(root, spec_file, doc).build()
+
+
+def _parse_and_validate(data: bytes, name: str, key: str) -> YamlDoc:
+    from runner.yamlsafe import parse_yaml  # lazy: a cached document needs no YAML parser
+
+    doc = parse_yaml(data, name)
     if doc.data is None:
         raise SpecError(f"{doc.name}:1:1: the file is empty", hint=_SCHEMA_HINT)
-    problems = _env_key_problems(doc) + _schema_problems(doc, data)
+    problems = _env_key_problems(doc) + _validate(doc, json.loads(_schema_path().read_bytes()))
     if problems:
         raise _spec_error(problems)
-    return _SpecBuilder(root, spec_file, doc).build()
+    speccache.remember(key, doc)
+    return doc
 
 
 def find_spec_file(root: Path) -> Path | None:
@@ -189,45 +196,13 @@ def _implicit_env(root: Path) -> EnvSpec:
     return EnvSpec(kind="system")
 
 
-# --- schema validation (cached: importing jsonschema costs ~100 ms) ------------------------------
-
-
-def _schema_problems(doc: YamlDoc, data: bytes) -> list[_Problem]:
-    schema_bytes = _schema_path().read_bytes()
-    digest = hashlib.sha256(b"mlproject-v1\0" + schema_bytes + b"\0" + data).hexdigest()
-    marker = _cache_marker(digest)
-    if marker is not None and marker.exists():
-        return []
-    problems = _validate(doc, json.loads(schema_bytes))
-    if not problems:
-        _remember(marker)
-    return problems
+# --- schema validation (a cache hit skips it: importing jsonschema costs ~100 ms) ---------------
 
 
 def _schema_path() -> Path:
     package = Path(runner.__file__).parent
     in_repo = package.parent / "schemas" / _SCHEMA_NAME
     return in_repo if in_repo.is_file() else package / "_schemas" / _SCHEMA_NAME
-
-
-def _cache_marker(digest: str) -> Path | None:
-    try:
-        return runner_home() / "cache" / "spec-ok" / digest
-    except OSError:
-        return None
-
-
-def _remember(marker: Path | None) -> None:
-    """Record a successful validation; the cache is an optimisation, so failures are ignored."""
-    if marker is None:
-        return
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        temp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-        temp.touch()
-        os.replace(temp, marker)
-    except OSError:
-        pass
 
 
 def _validate(doc: YamlDoc, schema: dict[str, Any]) -> list[_Problem]:
@@ -253,6 +228,8 @@ def _translate(doc: YamlDoc, path: KeyPath, error: Any) -> list[_Problem]:
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(key, known, n=1)
     return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
 

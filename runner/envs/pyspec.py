@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,11 @@ _CONDA_BUILD_PACKAGE = re.compile(
     r"^(?:[\w.-]+::)?(?P<name>pip|setuptools|wheel)"
     r"(?:\s*(?P<op>[<>!=~]=?|==)\s*(?P<version>[\w.*]+))?$"
 )
+
+
+def _current_python() -> str:
+    """This interpreter's version, e.g. "3.11.7" (sys, not platform: platform costs 8 ms)."""
+    return "{}.{}.{}".format(*sys.version_info[:3])
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def read_python_spec(spec: ProjectSpec) -> PythonSpec:
 
 def default_spec() -> PythonSpec:
     """No env file: the current interpreter's version and nothing else."""
-    return PythonSpec(python=platform.python_version())
+    return PythonSpec(python=_current_python())
 
 
 def read_python_env(path: Path, root: Path) -> PythonSpec:
@@ -115,7 +120,7 @@ def _make_spec(
 def _python_version(doc: YamlDoc, name: str) -> str:
     value = doc.data.get("python") if isinstance(doc.data, dict) else None
     if value is None:
-        return platform.python_version()
+        return _current_python()
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(f'{name}: python must be a version such as "3.11", got {value!r}')
     # The author's text: an unquoted 3.10 is the float 3.1 to YAML but "3.10" to the author.
@@ -153,7 +158,7 @@ def read_conda_env(path: Path, root: Path) -> PythonSpec:
             f"resulting environment: {dropped}"
         )
     if python is None:
-        python = platform.python_version()
+        python = _current_python()
         warnings.append(f"{path.name} does not pin python; using this interpreter's {python}")
     return _make_spec(root, path.name, python, build, pip, source="conda", warnings=(*warnings,))
 

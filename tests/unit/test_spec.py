@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import runner.spec
+import runner.yamlsafe
 from runner.errors import SpecError
 from runner.spec import (
     DockerBuild,
@@ -613,7 +614,7 @@ def test_missing_script(tmp_path: Path) -> None:
 
 
 def cache_dir(home: Path) -> Path:
-    return home / "cache" / "spec-ok"
+    return home / "cache" / "spec"
 
 
 def test_valid_spec_is_cached_and_revalidation_skipped(
@@ -626,7 +627,19 @@ def test_valid_spec_is_cached_and_revalidation_skipped(
         raise AssertionError("jsonschema should not run on a cache hit")
 
     monkeypatch.setattr(runner.spec, "_validate", no_validation)
+    monkeypatch.setattr(runner.yamlsafe, "parse_yaml", no_validation)
     assert load_spec(tmp_path) == spec
+
+
+def test_cached_documents_keep_marks_for_semantic_errors(tmp_path: Path) -> None:
+    """A cache hit skips parsing; a later semantic error still names line:column."""
+    (tmp_path / "env.yaml").write_text("python: '3.11'\n")
+    mlproject = "name: x\npython_env: env.yaml\nentry_points:\n  main: {command: 'true'}\n"
+    spec_of(tmp_path, mlproject)
+    (tmp_path / "env.yaml").unlink()
+    message = error_of(tmp_path, mlproject)
+    assert message.startswith("MLproject:2:")
+    assert "no such file was found" in message
 
 
 def test_changed_spec_is_validated_again(tmp_path: Path, runner_home: Path) -> None:

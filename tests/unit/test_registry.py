@@ -1,0 +1,44 @@
+"""Backend discovery is cached until the installed packages change."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner import registry
+
+
+def _install(site: Path, name: str) -> None:
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[runner.backends]\n{name} = mod_{name}:B\n")
+
+
+def test_cached_until_a_package_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    first = registry.entry_points_of("runner.backends")
+    assert first["local"] == "backends.local:LocalBackend"
+
+    def no_scan(group: str) -> dict[str, str]:
+        raise AssertionError("scanned although nothing changed")
+
+    real_scan = registry._scan
+    monkeypatch.setattr(registry, "_scan", no_scan)
+    assert registry.entry_points_of("runner.backends") == first
+
+    time.sleep(0.01)  # a distinct directory mtime
+    _install(site, "extra")
+    monkeypatch.setattr(registry, "_scan", real_scan)
+    assert registry.entry_points_of("runner.backends")["extra"] == "mod_extra:B"
+
+
+def test_load_object_resolves_module_and_attributes() -> None:
+    assert registry.load_object("os.path:join") is __import__("os").path.join

@@ -17,6 +17,7 @@ from backends.docker_client import api_errors, connect, root_cause
 from backends.docker_image import ImageBuilder
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunStatus
 from runner.errors import BackendError
+from runner.spec import ProjectSpec
 
 
 def _exit_info(code: int | None, cancelled: bool, oom: bool, lost: str | None) -> ExitInfo:
@@ -152,6 +153,12 @@ class DockerBackend:
 
     def __init__(self) -> None:
         self._prepared: dict[str, _Prepared] = {}
+
+    def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:
+        """Refuse before a run exists: bad mounts or variables, or no daemon answering."""
+        probe = LaunchRequest("preflight", "true", spec.root, {}, spec, config=config)
+        container_options(probe, os.environ)
+        connect(config).close()
 
     def prepare(self, request: LaunchRequest) -> Mapping[str, str]:
         # the pure checks come first: a refused mount or env var builds nothing

@@ -93,6 +93,9 @@ class Backend(Protocol):
     ``prepare`` builds or reuses what the backend needs (an image, say) and returns facts to
     record on the run (``{"image_id": ...}``); ``launch`` starts the entry point. Both raise
     ``runner.errors`` types. ``config_schema`` is a JSON Schema for ``-c/--backend-config``.
+
+    A backend may also define ``preflight(spec, config) -> None``: cheap checks (is the daemon
+    reachable, are the host variables set) that raise ``BackendError`` before a run is recorded.
     """
 
     name: str

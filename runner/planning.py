@@ -91,7 +91,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
     manager = choose_manager(spec, request.env_manager)
     backend = choose_backend(request.backend, manager)
-    validate_backend(backend, request.backend_config)
+    validate_backend(backend, request.backend_config, spec)
     return Plan(
         project_dir=fetched.project_dir,
         entry_point=entry.name,
@@ -122,17 +122,25 @@ def choose_backend(requested: str | None, manager: str) -> str:
     return requested
 
 
-def validate_backend(name: str, config: Mapping[str, Any]) -> None:
-    """Unknown backends and invalid backend configs are refused before a run exists."""
+def validate_backend(name: str, config: Mapping[str, Any], spec: ProjectSpec) -> None:
+    """Unknown backends, invalid configs and failed preflight checks refuse the run before it
+    exists (e.g. an unreachable Docker daemon or a missing host variable)."""
     from runner.backend import load_backend
 
     backend = load_backend(name)
+    _check_config(name, backend.config_schema, config)
+    preflight = getattr(backend, "preflight", None)  # optional member of the protocol
+    if preflight is not None:
+        preflight(spec, config)
+
+
+def _check_config(name: str, schema: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     if not config:
         return
     import jsonschema
 
     errors = sorted(
-        jsonschema.Draft202012Validator(backend.config_schema).iter_errors(config),
+        jsonschema.Draft202012Validator(schema).iter_errors(config),
         key=lambda e: list(e.path),
     )
     if errors:

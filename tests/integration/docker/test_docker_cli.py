@@ -118,3 +118,56 @@ def test_record_lists_the_image(tmp_path: Path, python_image: str) -> None:
     assert run_cli("run", str(proj), "-P", "name=x").returncode == 0
     shown = json.loads(run_cli("runs", "show", records()[0]["run_id"], "--json").stdout)
     assert shown["environment"]["base_image"] == python_image
+
+
+def test_unreachable_daemon_refuses_before_a_run_exists(tmp_path: Path) -> None:
+    proj = _project(tmp_path, "img", "true")
+    result = run_cli(
+        "run", str(proj), "-P", "name=x", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
+    assert result.returncode == 1
+    assert "cannot reach the Docker daemon at unix:///nonexistent/docker.sock" in result.stderr
+    assert records() == []
+
+
+def test_missing_host_variable_refuses_before_a_run_exists(tmp_path: Path) -> None:
+    proj = write_project(
+        tmp_path / "p",
+        {
+            "MLproject": f"""
+                name: {PROJECT_PREFIX}-env
+                docker_env:
+                  image: img
+                  environment: ["RUNNER_TEST_SURELY_UNSET"]
+                entry_points:
+                  main: {{command: "true"}}
+            """
+        },
+    )
+    result = run_cli("run", str(proj))
+    assert result.returncode == 1
+    assert "RUNNER_TEST_SURELY_UNSET was not set" in result.stderr
+    assert records() == []
+
+
+def test_python_env_project_in_a_container(tmp_path: Path, python_image: str) -> None:
+    proj = write_project(
+        tmp_path / "py",
+        {
+            "MLproject": f"""
+                name: {PROJECT_PREFIX}-py
+                python_env: python_env.yaml
+                entry_points:
+                  main: {{command: "python -c 'import six; print(six.__version__)'"}}
+            """,
+            "python_env.yaml": "python: '3.11'\ndependencies: ['six==1.16.0']\n",
+        },
+    )
+    config = json.dumps({"base_image": python_image})
+    result = run_cli("run", str(proj), "-b", "docker", "-c", config, "-q")
+    assert result.returncode == 0, result.stderr
+    assert "1.16.0" in result.stdout
+    [rec] = records()
+    assert rec["backend"] == "docker"
+    assert rec["environment"]["manager"] == "uv"
+    assert "six==1.16.0" in rec["environment"]["packages"]

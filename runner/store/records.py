@@ -210,6 +210,32 @@ def environment_json(environment: Mapping[str, Any]) -> str:
     return dump_json(environment)
 
 
+class RunUpdates:
+    """``update_run`` for both stores: they differ only in how ``_update`` writes the columns."""
+
+    def _update(self, run_id: str, values: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        environment: Mapping[str, Any] | None = None,
+        command: str | None = None,
+        runner_pid: int | None = None,
+        runner_host: str | None = None,
+        runner_start: float | None = None,
+    ) -> None:
+        values = update_values(
+            environment=environment,
+            command=command,
+            runner_pid=runner_pid,
+            runner_host=runner_host,
+            runner_start=runner_start,
+        )
+        self._update(run_id, values)
+
+
 def update_values(**fields: Any) -> dict[str, Any]:
     """The columns ``update_run`` changes: the arguments that are not None, JSON-encoded."""
     values = {name: value for name, value in fields.items() if value is not None}

@@ -59,7 +59,7 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
-class SqlStore:
+class SqlStore(records.RunUpdates):
     """Runs, params, tags and metrics in any database SQLAlchemy speaks to."""
 
     def __init__(self, uri: str) -> None:
@@ -100,25 +100,6 @@ class SqlStore:
         with self._write() as conn:
             if not conn.execute(update(runs).where(scheduled).values(started)).rowcount:
                 records.must_start(run_id, self._status(conn, run_id))
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        environment: Mapping[str, Any] | None = None,
-        command: str | None = None,
-        runner_pid: int | None = None,
-        runner_host: str | None = None,
-        runner_start: float | None = None,
-    ) -> None:
-        values = records.update_values(
-            environment=environment,
-            command=command,
-            runner_pid=runner_pid,
-            runner_host=runner_host,
-            runner_start=runner_start,
-        )
-        self._update(run_id, values)
 
     def finish_run(
         self, run_id: str, status: RunStatus, exit_code: int | None, reason: str | None

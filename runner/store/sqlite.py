@@ -37,7 +37,7 @@ _LIVE = (
 )
 
 
-class SqliteStore:
+class SqliteStore(records.RunUpdates):
     """Runs, params, tags and metrics in one SQLite file through a single connection."""
 
     def __init__(self, path: Path) -> None:
@@ -74,25 +74,6 @@ class SqliteStore:
         with self._write() as conn:
             if not conn.execute(_START, args).rowcount:
                 records.must_start(run_id, self._status(conn, run_id))
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        environment: Mapping[str, Any] | None = None,
-        command: str | None = None,
-        runner_pid: int | None = None,
-        runner_host: str | None = None,
-        runner_start: float | None = None,
-    ) -> None:
-        values = records.update_values(
-            environment=environment,
-            command=command,
-            runner_pid=runner_pid,
-            runner_host=runner_host,
-            runner_start=runner_start,
-        )
-        self._update(run_id, values)
 
     def finish_run(
         self, run_id: str, status: RunStatus, exit_code: int | None, reason: str | None

@@ -29,7 +29,9 @@ def say(message: str, *, quiet: bool = False) -> None:
 
 
 def progress_printer(quiet: bool) -> ProgressFn:
-    """Environment-build progress: shown on a terminal, silent otherwise (logs, CI)."""
-    if quiet or not sys.stderr.isatty():
+    """Environment-build progress on a terminal only; warnings always (unless quiet)."""
+    if quiet:
         return lambda message: None
-    return lambda message: say(message)
+    if sys.stderr.isatty():
+        return lambda message: say(message)
+    return lambda message: say(message) if message.startswith("warning:") else None

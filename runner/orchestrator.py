@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,7 +93,7 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
     with lease_env(prepared, run_id=run_id):
         request = _launch_request(run_id, plan, spec, prepared)
         facts = backend.prepare(request)
-        store.update_run(run_id, environment={**prepared.record(), **facts})
+        store.update_run(run_id, environment=_environment_record(prepared, facts))
         try:
             with _watchdog(store, run_id, journal):
                 with deferred():
@@ -101,6 +101,14 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
                 return _follow(handle, run_id, sink)
         finally:
             ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
+
+
+def _environment_record(prepared: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
+    """What the run records about its environment; build warnings are kept with it."""
+    record = {**prepared.record(), **facts}
+    if prepared.warnings:
+        record["warnings"] = list(prepared.warnings)
+    return record
 
 
 def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -> LaunchRequest:

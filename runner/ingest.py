@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import StoreError
 from runner.home import run_artifacts_dir, runner_home
 from runner.tracking import JOURNAL
 
@@ -61,17 +62,29 @@ def ingest(store: Store, run_id: str, reader: JournalReader) -> int:
     params: dict[str, str] = {}
     tags: dict[str, str] = {}
     for rec in records:
-        kind = rec.get("t")
-        if kind == "metric":
-            metrics.append((str(rec["key"]), float(rec["value"]), int(rec["step"]), int(rec["ts"])))
-        elif kind == "param":
-            params[str(rec["key"])] = str(rec["value"])
-        elif kind == "tag":
-            tags[str(rec["key"])] = str(rec["value"])
+        try:
+            _collect(rec, metrics, params, tags)
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-written or torn record is skipped, never fatal to the run
     if metrics:
         store.log_metrics(run_id, metrics)
     if params:
-        store.log_params(run_id, params)
+        try:
+            store.log_params(run_id, params)
+        except StoreError as exc:  # e.g. a logged param contradicting a run parameter
+            tags["runner.ingest_warning"] = exc.message
     if tags:
         store.set_tags(run_id, tags)
     return len(metrics) + len(params) + len(tags)
+
+
+def _collect(
+    rec: dict[str, Any], metrics: list[Metric], params: dict[str, str], tags: dict[str, str]
+) -> None:
+    kind = rec.get("t")
+    if kind == "metric":
+        metrics.append((str(rec["key"]), float(rec["value"]), int(rec["step"]), int(rec["ts"])))
+    elif kind == "param":
+        params[str(rec["key"])] = str(rec["value"])
+    elif kind == "tag":
+        tags[str(rec["key"])] = str(rec["value"])

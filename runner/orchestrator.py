@@ -79,28 +79,35 @@ def execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Prog
 
 
 def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
+    store.start_run(run_id)
+    journal = JournalReader(run_id)
+    try:
+        # the watchdog beats from here: an environment build can take longer than a beat
+        with _watchdog(store, run_id, journal):
+            return _prepare_and_launch(run_id, plan, store, sink, progress)
+    finally:
+        ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
+
+
+def _prepare_and_launch(
+    run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress
+) -> ExitInfo:
     from runner.backend import load_backend
     from runner.envs.prepare import lease_env, prepare_env
     from runner.spec import load_spec
 
-    store.start_run(run_id)
     spec = plan.spec or load_spec(plan.project_dir)
     backend = load_backend(plan.backend)
     prepared = prepare_env(spec, plan.env_manager, progress=progress)
-    journal = JournalReader(run_id)
     for warning in prepared.warnings:
         progress(f"warning: {warning}")
     with lease_env(prepared, run_id=run_id):
         request = _launch_request(run_id, plan, spec, prepared)
         facts = backend.prepare(request)
         store.update_run(run_id, environment=_environment_record(prepared, facts))
-        try:
-            with _watchdog(store, run_id, journal):
-                with deferred():
-                    handle = backend.launch(request)
-                return _follow(handle, run_id, sink)
-        finally:
-            ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
+        with deferred():
+            handle = backend.launch(request)
+        return _follow(handle, run_id, sink)
 
 
 def _environment_record(prepared: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:

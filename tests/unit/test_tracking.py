@@ -77,3 +77,26 @@ def test_artifacts_are_copied_and_contained(in_run: Path, tmp_path: Path) -> Non
 def test_tracking_module_is_importable_standalone() -> None:
     lib = Path(tracking_pythonpath())
     assert (lib / "runner_tracking.py").read_text() == Path(tracking.__file__).read_text()
+
+
+def test_malformed_journal_lines_are_skipped(in_run: Path) -> None:
+    (in_run / tracking.JOURNAL).write_text(
+        '{"t":"metric","key":"a"}\n[1,2]\nnot json\n'
+        '{"t":"metric","key":"b","value":1,"step":0,"ts":5}\n'
+    )
+    store = RecordingStore()
+    assert ingest(store, "r1", JournalReader("r1")) == 1  # type: ignore[arg-type]
+    assert store.metrics == [("b", 1.0, 0, 5)]
+
+
+def test_a_contradicting_param_becomes_a_warning_tag(in_run: Path) -> None:
+    from runner.errors import StoreError
+
+    class Strict(RecordingStore):
+        def log_params(self, run_id: str, params: dict[str, str]) -> None:
+            raise StoreError("param 'alpha' cannot be changed")
+
+    tracking.log_param("alpha", 2)
+    store = Strict()
+    ingest(store, "r1", JournalReader("r1"))  # type: ignore[arg-type]
+    assert store.tags == {"runner.ingest_warning": "param 'alpha' cannot be changed"}

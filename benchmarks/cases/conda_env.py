@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,9 @@ PROJECT = c.PROJECTS / "conda-env"
 
 
 def available() -> str | None:
-    if c.which("conda") is None and c.which("mamba") is None and c.which("micromamba") is None:
-        return "not available: no conda, mamba or micromamba executable on PATH"
+    # conda envs are planned on py-rattler (no conda executable needed): probe runner itself
+    if importlib.util.find_spec("runner.envs.conda") is None:
+        return "not available: runner has no conda environment manager yet"
     return c.cli_reason("run")
 
 

@@ -150,6 +150,7 @@ class DockerBackend:
 
     name = "docker"
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
+    builds_environment = True  # the lock is installed into an image layer, not a host venv
 
     def __init__(self) -> None:
         self._prepared: dict[str, _Prepared] = {}

@@ -94,6 +94,9 @@ class Backend(Protocol):
     record on the run (``{"image_id": ...}``); ``launch`` starts the entry point. Both raise
     ``runner.errors`` types. ``config_schema`` is a JSON Schema for ``-c/--backend-config``.
 
+    A backend that sets ``builds_environment = True`` gets the environment locked but not
+    built on the host (``LaunchRequest.environment`` has the lock and key, no prefix).
+
     A backend may also define ``preflight(spec, config) -> None``: cheap checks (is the daemon
     reachable, are the host variables set) that raise ``BackendError`` before a run is recorded.
     """

@@ -98,7 +98,9 @@ def _prepare_and_launch(
 
     spec = plan.spec or load_spec(plan.project_dir)
     backend = load_backend(plan.backend)
-    prepared = prepare_env(spec, plan.env_manager, progress=progress)
+    # a backend that installs the lock itself (a container image) needs no local venv
+    build_here = not getattr(backend, "builds_environment", False)
+    prepared = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
     for warning in prepared.warnings:
         progress(f"warning: {warning}")
     with lease_env(prepared, run_id=run_id):

@@ -22,13 +22,17 @@ def prepare_env(
     *,
     progress: Callable[[str], None] | None = None,
     refresh: bool = False,
+    build: bool = True,
 ) -> PreparedEnv:
-    """A ready environment for ``spec``; ``local`` and ``docker`` build nothing here."""
+    """A ready environment for ``spec``; ``local`` and ``docker`` build nothing here.
+
+    ``build=False`` resolves and locks only, for a backend that installs the lock itself.
+    """
     manager = choose_manager(spec, requested_manager)
     if manager == "uv":
         from runner.envs.python import prepare_python_env
 
-        return prepare_python_env(spec, manager, progress=progress, refresh=refresh)
+        return prepare_python_env(spec, manager, progress=progress, refresh=refresh, build=build)
     if manager == "local":
         return PreparedEnv(manager="local", python=_current_python())
     # docker: the backend builds or pulls the image from the docker_env section.

@@ -33,11 +33,17 @@ def _silent(message: str) -> None:
 
 
 def prepare_python_env(
-    spec: ProjectSpec, manager: str, *, progress: Progress | None = None, refresh: bool = False
+    spec: ProjectSpec,
+    manager: str,
+    *,
+    progress: Progress | None = None,
+    refresh: bool = False,
+    build: bool = True,
 ) -> PreparedEnv:
     """A ready venv for the project's Python spec; built only if no cached one matches.
 
     ``refresh`` re-resolves unpinned requirements instead of reusing the last resolution.
+    ``build=False`` only locks: for backends that install the lock themselves (a container).
     """
     report = progress or _silent
     pyspec = read_python_spec(spec)
@@ -45,6 +51,8 @@ def prepare_python_env(
     warnings = _warnings(pyspec, committed, spec.root)
     source = "committed" if committed else "resolved"
     digest = _resolution_digest(manager, pyspec, committed)
+    if not build:
+        return _locked_only(manager, pyspec, committed, digest, report, warnings, source, refresh)
     hit = None if refresh else _reuse(manager, digest)
     if hit is not None:
         report(f"using cached environment {hit[0].name[:12]} (Python {hit[1]['python']})")
@@ -52,6 +60,39 @@ def prepare_python_env(
     path, marker, built = _build_or_find(manager, pyspec, committed, report)
     save_resolution(digest, {"key": marker["key"], "python": marker["python"]})
     return _prepared(manager, path, marker, warnings, source, reused=not built)
+
+
+def _locked_only(
+    manager: str,
+    pyspec: PythonSpec,
+    committed: Lock | None,
+    digest: str,
+    report: Progress,
+    warnings: tuple[str, ...],
+    source: str,
+    refresh: bool,
+) -> PreparedEnv:
+    """The lock and its key without a local venv; remembered like a built resolution."""
+    remembered = None if refresh else load_resolution(digest)
+    if remembered is None or not isinstance(remembered.get("lock"), str):
+        from runner.envs.interpreters import find_interpreter
+        from runner.envs.resolve import resolve_lock
+
+        interp = find_interpreter(pyspec.python)
+        lock = committed or resolve_lock(pyspec, interp, progress=report)
+        key = env_key(manager, lock.text, interp.tag, platform_tag())
+        remembered = {"key": key, "python": interp.version, "lock": lock.text,
+                      "packages": lock.packages()}  # fmt: skip
+        save_resolution(digest, remembered)
+    details = {"packages": remembered.get("packages", []), "lock_source": source}
+    return PreparedEnv(
+        manager=manager,
+        key=remembered["key"],
+        python=remembered["python"],
+        lock=remembered["lock"],
+        details=details,
+        warnings=warnings,
+    )
 
 
 def _resolution_digest(manager: str, pyspec: PythonSpec, committed: Lock | None) -> str:

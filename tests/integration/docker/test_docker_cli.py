@@ -150,7 +150,9 @@ def test_missing_host_variable_refuses_before_a_run_exists(tmp_path: Path) -> No
     assert records() == []
 
 
-def test_python_env_project_in_a_container(tmp_path: Path, python_image: str) -> None:
+def test_python_env_project_in_a_container(
+    tmp_path: Path, python_image: str, runner_home: Path
+) -> None:
     proj = write_project(
         tmp_path / "py",
         {
@@ -171,3 +173,7 @@ def test_python_env_project_in_a_container(tmp_path: Path, python_image: str) ->
     assert rec["backend"] == "docker"
     assert rec["environment"]["manager"] == "uv"
     assert "six==1.16.0" in rec["environment"]["packages"]
+    # locked on the host, installed only in the image: no local venv was built
+    assert "prefix" not in rec["environment"]
+    built = [p for p in (runner_home / "envs").glob("uv/*") if not p.name.startswith(".")]
+    assert built == []

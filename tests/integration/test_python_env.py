@@ -96,6 +96,21 @@ def test_cold_build_then_warm_reuse_starts_no_uv(tmp_path: Path, uv_trace: Path)
     assert (warm.prefix / MARKER).stat().st_mtime_ns == marker_mtime
 
 
+def test_lock_only_builds_nothing_and_is_remembered(tmp_path: Path, uv_trace: Path) -> None:
+    """For a backend that installs the lock itself: resolve once, never create a venv."""
+    spec = project(tmp_path, ["six==1.16.0"])
+    locked = prepare_env(spec, None, build=False)
+    assert locked.prefix is None and locked.key and locked.lock
+    assert "six==1.16.0" in locked.lock and locked.record()["packages"] == ["six==1.16.0"]
+    assert calls(uv_trace, "venv") == [] and calls(uv_trace, "pip install") == []
+    before = calls(uv_trace)
+    again = prepare_env(spec, None, build=False)
+    assert (again.key, again.lock) == (locked.key, locked.lock)
+    assert calls(uv_trace) == before  # remembered: no resolver the second time
+    built = prepare_env(spec, None)
+    assert built.key == locked.key  # the same key names the local env and the image layer
+
+
 def test_the_entry_point_runs_with_the_env_interpreter(tmp_path: Path) -> None:
     prepared = prepare_env(project(tmp_path, ["six"]), "virtualenv")
     out = run_in_env(prepared, "import sys, six; print(sys.prefix); print(six.__file__)")

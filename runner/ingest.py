@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ def tracking_pythonpath() -> str:
     source = Path(__file__).with_name("tracking.py")
     if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
         lib.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f".runner_tracking.{os.getpid()}.tmp")  # concurrent runs
         shutil.copyfile(source, tmp)
         tmp.replace(target)
     return str(lib)

@@ -181,22 +181,29 @@ class DockerBackend:
             return start_container(prepared.client, streamer, prepared.image, prepared.options)
 
 
-def _managed(client: Any, run_id: str | None = None) -> list[Any]:
+def _managed(client: Any, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Labelled containers as one API call: the SDK's containers.list() inspects each one
+    afterwards and raises NotFound for a container removed in between."""
     label = f"{LABEL_RUN_ID}={run_id}" if run_id else f"{LABEL_MANAGED}=true"
-    return list(client.containers.list(all=True, filters={"label": label}))
+    return list(client.api.containers(all=True, filters={"label": label}))
 
 
-def _stop_and_remove(container: Any, grace: float) -> None:
+def _run_id_of(container: Mapping[str, Any]) -> str | None:
+    labels = container.get("Labels") or {}
+    return labels.get(LABEL_RUN_ID)
+
+
+def _stop_and_remove(client: Any, container_id: str, grace: float) -> None:
     with contextlib.suppress(Exception):  # it may have exited, or be removed meanwhile
-        container.stop(timeout=math.ceil(grace))
+        client.api.stop(container_id, timeout=math.ceil(grace))
     with contextlib.suppress(Exception):
-        container.remove(force=True)
+        client.api.remove_container(container_id, force=True)
 
 
 def find_container(run_id: str, client: Any = None) -> str | None:
     """The id of the container of ``run_id``, if one exists."""
     found = _managed(client or connect(), run_id)
-    return found[0].id if found else None
+    return str(found[0]["Id"]) if found else None
 
 
 def reconcile_containers(
@@ -206,9 +213,9 @@ def reconcile_containers(
     client = client or connect()
     ended = []
     for container in _managed(client):
-        run_id = container.labels.get(LABEL_RUN_ID)
+        run_id = _run_id_of(container)
         if run_id and run_id not in live_run_ids:
-            _stop_and_remove(container, grace)
+            _stop_and_remove(client, container["Id"], grace)
             ended.append(run_id)
     return ended
 
@@ -222,6 +229,6 @@ def stop_containers_of_runs(run_ids: set[str], grace: float = 5.0) -> list[str]:
     stopped = []
     for run_id in sorted(run_ids):
         for container in _managed(client, run_id):
-            _stop_and_remove(container, grace)
+            _stop_and_remove(client, container["Id"], grace)
             stopped.append(run_id)
     return stopped

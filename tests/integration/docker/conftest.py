@@ -34,9 +34,10 @@ def docker_client() -> Any:
 
 
 def _ours(client: Any) -> list[str]:
-    containers = client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
-    return [c.labels.get(LABEL_RUN_ID, "") for c in containers
-            if c.labels.get(LABEL_RUN_ID, "").startswith(RUN_PREFIX)]  # fmt: skip
+    # one API call (containers.list() inspects each one and races with removals)
+    containers = client.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
+    run_ids = [(c.get("Labels") or {}).get(LABEL_RUN_ID, "") for c in containers]
+    return [run_id for run_id in run_ids if run_id.startswith(RUN_PREFIX)]
 
 
 def _our_images(client: Any) -> list[Any]:

@@ -464,7 +464,7 @@ def test_reconcile_spares_live_runs(tmp_path: Path, docker_client: Any, busybox_
     for request in (dead, live):
         backend.prepare(request)
         handles.append(backend.launch(request))
-    others = {c.labels["runner.run_id"] for c in docker_client.containers.list(
+    others = {c["Labels"]["runner.run_id"] for c in docker_client.api.containers(
         all=True, filters={"label": "runner.managed=true"})} - {dead.run_id}  # fmt: skip
     assert reconcile_containers(others, docker_client, grace=1) == [dead.run_id]
     assert handles[0].wait(timeout=30).status is RunStatus.FAILED

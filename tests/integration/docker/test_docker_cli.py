@@ -36,8 +36,15 @@ def _project(tmp_path: Path, image: str, command: str) -> Path:
     )
 
 
-def _containers(client: Any, run_id: str) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"}))
+def _containers(client: Any, run_id: str) -> list[dict[str, Any]]:
+    # one API call: the SDK's containers.list() inspects each container afterwards and fails
+    # with 404 when one is removed in between
+    label = f"{LABEL_RUN_ID}={run_id}"
+    return list(client.api.containers(all=True, filters={"label": label}))
+
+
+def _running(client: Any, run_id: str) -> bool:
+    return any(c["State"] == "running" for c in _containers(client, run_id))
 
 
 def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
@@ -90,11 +97,13 @@ def test_sigterm_to_the_runner_stops_the_container(
     runner = spawn_cli("run", str(proj), "-P", "name=x")
     _wait_for(lambda: bool(records("RUNNING")))
     run_id = records()[0]["run_id"]
-    _wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, run_id)))
+    _wait_for(lambda: _running(docker_client, run_id))
     runner.send_signal(signal.SIGTERM)
-    assert runner.wait(timeout=60) == 1
-    assert records()[0]["status"] == "KILLED"
-    assert _containers(docker_client, run_id) == []
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1, err
+    rec = records()[0]
+    assert rec["status"] == "KILLED", err
+    assert _containers(docker_client, run_id) == [], (err, rec["failure_reason"])
 
 
 def test_a_sigkilled_runner_has_its_container_reconciled(
@@ -104,7 +113,7 @@ def test_a_sigkilled_runner_has_its_container_reconciled(
     runner = spawn_cli("run", str(proj), "-P", "name=x")
     _wait_for(lambda: bool(records("RUNNING")))
     run_id = records()[0]["run_id"]
-    _wait_for(lambda: any(c.status == "running" for c in _containers(docker_client, run_id)))
+    _wait_for(lambda: _running(docker_client, run_id))
     runner.send_signal(signal.SIGKILL)
     runner.wait(timeout=10)
     [rec] = records()  # reconciles

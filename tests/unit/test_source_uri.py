@@ -49,7 +49,7 @@ def test_split_uri(uri: str, expected: tuple[str, str | None]) -> None:
 
 @pytest.mark.parametrize("version", ["main", "v1.2.3", "feature/x-y_z", "abc1234", "a" * 40])
 def test_valid_versions(version: str) -> None:
-    git.validate_version(version)
+    assert git.validate_version(version) is None  # accepted: no SourceError
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,8 @@ def test_invalid_version_is_refused_before_anything_else() -> None:
      "https://host/path%20with%2Fescapes", "ssh://git@[::1]/r.git"],
 )  # fmt: skip
 def test_accepted_git_urls(url: str) -> None:
-    git.check_git_url(url)
+    assert git.check_git_url(url) is None  # accepted: no SourceError
+    assert classify(url)[0] == "git"
 
 
 REFUSED = [

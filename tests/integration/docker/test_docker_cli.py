@@ -90,14 +90,20 @@ def test_local_backend_is_refused_for_docker_projects(tmp_path: Path) -> None:
     assert records() == []
 
 
-def test_sigterm_to_the_runner_stops_the_container(
-    tmp_path: Path, python_image: str, docker_client: Any
-) -> None:
-    proj = _project(tmp_path, python_image, "sleep 600")
+def _start_a_long_run(tmp_path: Path, image: str, client: Any) -> tuple[Any, str]:
+    """A `runner run` whose container is running `sleep 600`: (runner process, run id)."""
+    proj = _project(tmp_path, image, "sleep 600")
     runner = spawn_cli("run", str(proj), "-P", "name=x")
     _wait_for(lambda: bool(records("RUNNING")))
     run_id = records()[0]["run_id"]
-    _wait_for(lambda: _running(docker_client, run_id))
+    _wait_for(lambda: _running(client, run_id))
+    return runner, run_id
+
+
+def test_sigterm_to_the_runner_stops_the_container(
+    tmp_path: Path, python_image: str, docker_client: Any
+) -> None:
+    runner, run_id = _start_a_long_run(tmp_path, python_image, docker_client)
     runner.send_signal(signal.SIGTERM)
     _, err = runner.communicate(timeout=60)
     assert runner.returncode == 1, err
@@ -109,11 +115,7 @@ def test_sigterm_to_the_runner_stops_the_container(
 def test_a_sigkilled_runner_has_its_container_reconciled(
     tmp_path: Path, python_image: str, docker_client: Any
 ) -> None:
-    proj = _project(tmp_path, python_image, "sleep 600")
-    runner = spawn_cli("run", str(proj), "-P", "name=x")
-    _wait_for(lambda: bool(records("RUNNING")))
-    run_id = records()[0]["run_id"]
-    _wait_for(lambda: _running(docker_client, run_id))
+    runner, run_id = _start_a_long_run(tmp_path, python_image, docker_client)
     runner.send_signal(signal.SIGKILL)
     runner.wait(timeout=10)
     [rec] = records()  # reconciles

@@ -62,6 +62,7 @@ def run(
     experiment_name: str = DEFAULT_EXPERIMENT,
     run_name: str | None = None,
     synchronous: bool = True,
+    recurse_submodules: bool = False,
 ) -> Run:
     """Run an entry point of a project and return its :class:`Run`.
 
@@ -85,6 +86,7 @@ def run(
         experiment=experiment_name,
         run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
+        submodules=recurse_submodules,
     )
     run_id, _ = run_in_process(request, synchronous=synchronous)
     return Run(run_id)

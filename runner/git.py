@@ -73,28 +73,35 @@ class WorkingCopy:
     dirty: bool
 
 
-def git_env() -> dict[str, str]:
+ALL_PROTOCOLS = _ENV_SET["GIT_ALLOW_PROTOCOL"]
+REMOTE_PROTOCOLS = "git:http:https:ssh"
+
+
+def git_env(protocols: str = ALL_PROTOCOLS) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
     env.update(_ENV_SET)
+    env["GIT_ALLOW_PROTOCOL"] = protocols  # overrides any protocol.*.allow config
     return env
 
 
-def _spawn(args: Sequence[str]) -> subprocess.Popen[bytes]:
+def _spawn(args: Sequence[str], protocols: str = ALL_PROTOCOLS) -> subprocess.Popen[bytes]:
     # A new session has no controlling tty, so even ssh cannot prompt for a passphrase.
     flags = [part for item in _SAFE_CONFIG for part in ("-c", item)]
     pipe = subprocess.PIPE
     try:
         return subprocess.Popen(
-            ["git", *flags, *args], env=git_env(), stdin=subprocess.DEVNULL, stdout=pipe,
+            ["git", *flags, *args], env=git_env(protocols), stdin=subprocess.DEVNULL, stdout=pipe,
             stderr=pipe, start_new_session=True,
         )  # fmt: skip
     except FileNotFoundError:
         raise _git_missing() from None
 
 
-def run_git(args: Sequence[str], *, timeout: float | None = None) -> Completed:
+def run_git(
+    args: Sequence[str], *, timeout: float | None = None, protocols: str = ALL_PROTOCOLS
+) -> Completed:
     """Run git with the safe config and env; never a shell, a prompt or a tty."""
-    proc = _spawn(args)
+    proc = _spawn(args, protocols)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -128,8 +135,10 @@ def reason(stderr: bytes) -> str:
     return picked[:300] or "git failed"
 
 
-def checked(args: Sequence[str], what: str, *, timeout: float | None = None) -> bytes:
-    result = run_git(args, timeout=timeout)
+def checked(
+    args: Sequence[str], what: str, *, timeout: float | None = None, protocols: str = ALL_PROTOCOLS
+) -> bytes:
+    result = run_git(args, timeout=timeout, protocols=protocols)
     if result.returncode != 0:
         raise SourceError(f"{what}: {reason(result.stderr)}")
     return result.stdout
@@ -382,3 +391,17 @@ def private_checkout(source: Path, sha: str, dest: Path, origin_url: str | None 
     checked(["-C", str(dest), "checkout", "--quiet", "--detach", sha], f"Unable to checkout {sha}")
     if origin_url:  # entry points that log their git remote should see the real one
         checked(["-C", str(dest), "config", "--", "remote.origin.url", origin_url], "git config")
+
+
+def update_submodules(checkout: Path, *, allow_file: bool) -> None:
+    """Fetch a private checkout's submodules, only when the user asked for them.
+
+    The ``-c`` settings reach the nested clones, so hooks stay off and ``ext::`` refused; local
+    ``file://`` submodules are allowed only when the project itself came from a local path.
+    """
+    protocols = ALL_PROTOCOLS if allow_file else REMOTE_PROTOCOLS
+    # git refuses file:// submodules by default (CVE-2022-39253); a local project opts back in
+    policy = ["-c", "protocol.file.allow=always"] if allow_file else []
+    args = ["-C", str(checkout), *policy, "submodule", "update", "--init", "--recursive"]
+    what = "Unable to fetch the submodules of the project"
+    checked(args, what, timeout=NETWORK_TIMEOUT, protocols=protocols)

@@ -33,6 +33,7 @@ def run_from_cli(
     experiment: str,
     run_name: str | None,
     detach: bool,
+    submodules: bool,
     quiet: bool,
 ) -> int:
     """`runner run`: returns the process exit code."""
@@ -52,6 +53,7 @@ def run_from_cli(
         experiment=experiment,
         run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
+        submodules=submodules,
     )
     plan = make_plan(request)
     store = open_reconciled_store()

@@ -31,6 +31,7 @@ class RunRequest:
     run_name: str | None = None
     parent_run_id: str | None = None
     cwd: Path = field(default_factory=Path.cwd)
+    submodules: bool = False  # git sources only: fetch submodules (never by default)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def make_plan(request: RunRequest) -> Plan:
     """Fetch, parse and validate everything; cleans up the fetched source if a check fails."""
     from runner.source import fetch_project, remove_fetched
 
-    fetched = fetch_project(request.uri, request.version)
+    fetched = fetch_project(request.uri, request.version, submodules=request.submodules)
     try:
         return _plan_fetched(request, fetched)
     except BaseException:

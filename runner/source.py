@@ -43,7 +43,9 @@ class FetchedProject:
     cleanup_paths: tuple[Path, ...]
 
 
-def fetch_project(uri: str, version: str | None = None) -> FetchedProject:
+def fetch_project(
+    uri: str, version: str | None = None, *, submodules: bool = False
+) -> FetchedProject:
     """Resolve `uri` (`path`, `git-url` or `.zip`, each optionally `#subdir`) into a project.
 
     Local directories are used in place; git URLs and versioned local repos are checked out into
@@ -57,9 +59,9 @@ def fetch_project(uri: str, version: str | None = None) -> FetchedProject:
     kind, target = classify(location)
     if kind == "local":
         # a relative folder means nothing later: record where it was
-        return _fetch_local(str(Path(target).resolve()), Path(target), sub, version)
+        return _fetch_local(str(Path(target).resolve()), Path(target), sub, version, submodules)
     if kind == "git":
-        return _fetch_git(shown, target, sub, version)
+        return _fetch_git(shown, target, sub, version, submodules)
     if version is not None:
         raise SourceError(_NOT_GIT)
     return _fetch_zip(shown, target, sub, download=kind == "http-zip")
@@ -138,9 +140,12 @@ def project_subdir(root: Path, sub: str | None, uri: str) -> Path:
 # --- the three kinds of source --------------------------------------------------------------
 
 
-def _fetch_local(uri: str, root: Path, sub: str | None, version: str | None) -> FetchedProject:
+def _fetch_local(
+    uri: str, root: Path, sub: str | None, version: str | None, submodules: bool
+) -> FetchedProject:
     if version is not None:
-        return _fetch_local_version(uri, root, sub, version)
+        return _fetch_local_version(uri, root, sub, version, submodules)
+    # used in place: the working tree's submodules are whatever the user checked out
     project_dir = project_subdir(root, sub, uri)
     try:
         copy = git.inspect_working_copy(project_dir)
@@ -156,7 +161,9 @@ def _fetch_local(uri: str, root: Path, sub: str | None, version: str | None) -> 
     return FetchedProject(project_dir, provenance, diff, ())
 
 
-def _fetch_local_version(uri: str, root: Path, sub: str | None, version: str) -> FetchedProject:
+def _fetch_local_version(
+    uri: str, root: Path, sub: str | None, version: str, submodules: bool
+) -> FetchedProject:
     # Never check out inside the user's tree: resolve read-only there, check out in a temp clone.
     copy = git.inspect_working_copy(root.resolve())
     if copy is None:
@@ -164,6 +171,8 @@ def _fetch_local_version(uri: str, root: Path, sub: str | None, version: str) ->
     sha, branch = git.resolve_version(copy.top, version) or _bad_version(version, uri)
     with _workdir() as work:
         git.private_checkout(copy.top, sha, work)
+        if submodules:
+            git.update_submodules(work, allow_file=True)
         if copy.prefix and not (work / copy.prefix).is_dir():
             raise SourceError(f"{uri} does not exist at version '{version}'")
         project_dir = project_subdir(work / copy.prefix, sub, uri)
@@ -171,11 +180,16 @@ def _fetch_local_version(uri: str, root: Path, sub: str | None, version: str) ->
     return FetchedProject(project_dir, provenance, None, (work,))
 
 
-def _fetch_git(uri: str, url: str, sub: str | None, version: str | None) -> FetchedProject:
+def _fetch_git(
+    uri: str, url: str, sub: str | None, version: str | None, submodules: bool
+) -> FetchedProject:
     cache, sha, branch = git.update_cache(url, version)
     repo_url = git.strip_credentials(url)
     with _workdir() as work:
+        # origin is the remote (credentials stripped): relative submodule URLs resolve against it
         git.private_checkout(cache, sha, work, origin_url=repo_url)
+        if submodules:
+            git.update_submodules(work, allow_file=url.startswith("file:"))
         project_dir = project_subdir(work, sub, uri)
     provenance = Provenance(uri, sub, version, sha, branch, repo_url, False, None)
     return FetchedProject(project_dir, provenance, None, (work,))

@@ -63,6 +63,11 @@ from runner.planning import DEFAULT_EXPERIMENT
     is_flag=True,
     help="Validate and record, then run in the background and print the run id.",
 )
+@click.option(
+    "--recurse-submodules",
+    is_flag=True,
+    help="For git sources: also fetch the project's submodules (off by default, for safety).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
 def run(
     uri: str,
@@ -76,6 +81,7 @@ def run(
     experiment_name: str,
     run_name: str | None,
     detach: bool,
+    recurse_submodules: bool,
     quiet: bool,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
@@ -101,5 +107,6 @@ def run(
         experiment=experiment_name,
         run_name=run_name,
         detach=detach,
+        submodules=recurse_submodules,
         quiet=quiet,
     )

@@ -71,7 +71,8 @@ def run(
     returns when the run has ended (output streams to this process's stdout/stderr); a failed
     run does not raise — check ``run.status()``. With ``synchronous=False`` the run executes
     in a detached process and the call returns at once. ``env_manager=None`` picks the
-    project's own (python_env → uv, conda → conda, none → local).
+    project's own (python_env → uv, conda → conda, none → local). ``recurse_submodules``
+    fetches a git source's submodules (never done by default).
     """
     from runner.lifecycle import request_from_api, run_in_process
 

@@ -14,6 +14,7 @@ from backends.docker_args import map_docker_args
 from backends.docker_policy import (
     ENV_ALLOW_VAR,
     MOUNTS_VAR,
+    Mount,
     allowlist,
     check_mount,
     docker_sockets,
@@ -149,7 +150,11 @@ def _checked_mounts(request: LaunchRequest, host_env: Mapping[str, str]) -> list
     sockets = docker_sockets(host_env)
     for mount in mounts:
         check_mount(mount, allowed, sockets)
-    return [mount.spec() for mount in mounts]
+    # the user's own `path` inputs, read-only at the same path; never the Docker socket
+    inputs = [Mount(path, path, "ro") for path in request.input_paths]
+    for mount in inputs:
+        check_mount(mount, None, sockets)
+    return [mount.spec() for mount in (*mounts, *inputs)]
 
 
 def _project_env(request: LaunchRequest, host_env: Mapping[str, str]) -> dict[str, str]:

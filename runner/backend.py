@@ -54,6 +54,9 @@ class LaunchRequest:
     environment: PreparedEnv | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     run_name: str = ""
+    # host paths the command names through `path` parameters: a container backend mounts them
+    # read-only at the same path, so the rendered command works unchanged inside
+    input_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -
         environment=prepared,
         config=plan.backend_config,
         run_name=plan.run_name or "",
+        input_paths=plan.input_paths,
     )
 
 

@@ -34,6 +34,7 @@ class ResolvedParams:
     declared: dict[str, str]  # every declared parameter, defaults included, as the user wrote it
     extra: dict[str, str]  # undeclared -P values, in the order given
     command: str
+    paths: tuple[str, ...] = ()  # absolute local paths the command names via `path` parameters
 
     @property
     def recorded(self) -> dict[str, str]:
@@ -98,7 +99,8 @@ def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) ->
     raw = _with_defaults(entry.parameters, given)
     values = _command_values(entry.parameters, raw, cwd)
     command = render_command(entry.name, entry.command, values) + _render_extra(extra)
-    return ResolvedParams(declared=raw, extra=extra, command=command)
+    paths = tuple(values[p.name] for p in entry.parameters if p.type == "path")
+    return ResolvedParams(declared=raw, extra=extra, command=command, paths=paths)
 
 
 def _check_limits(given: Mapping[str, str]) -> None:

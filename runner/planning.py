@@ -50,6 +50,7 @@ class Plan:
     run_name: str | None
     parent_run_id: str | None
     cleanup_paths: tuple[Path, ...] = ()
+    input_paths: tuple[str, ...] = ()  # local files/dirs named by `path` parameters
     diff: bytes | None = field(default=None, repr=False)
     # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
     spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
@@ -67,6 +68,7 @@ class Plan:
         data = json.loads(text)
         data["project_dir"] = Path(data["project_dir"])
         data["cleanup_paths"] = tuple(Path(p) for p in data["cleanup_paths"])
+        data["input_paths"] = tuple(data.get("input_paths", ()))
         return cls(**data)
 
 
@@ -106,6 +108,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         run_name=request.run_name,
         parent_run_id=request.parent_run_id,
         cleanup_paths=tuple(fetched.cleanup_paths),
+        input_paths=resolved.paths,
         diff=fetched.diff,
         spec=spec,
     )

@@ -594,3 +594,21 @@ def test_importing_the_backend_does_not_import_the_sdk() -> None:
     code = "import sys, backends.docker; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_path_parameters_are_mounted_read_only_at_the_same_path(tmp_path: Path) -> None:
+    import dataclasses
+
+    data = tmp_path / "data.csv"
+    data.write_text("x\n")
+    request = dataclasses.replace(_request(tmp_path), input_paths=(str(data),))
+    volumes = container_options(request, {})["volumes"]
+    assert f"{data}:{data}:ro" in volumes
+
+
+def test_a_path_parameter_never_mounts_the_docker_socket(tmp_path: Path) -> None:
+    import dataclasses
+
+    request = dataclasses.replace(_request(tmp_path), input_paths=("/var/run",))
+    with pytest.raises(BackendError, match="would expose the Docker socket"):
+        container_options(request, {})

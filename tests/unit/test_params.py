@@ -379,3 +379,15 @@ def test_resolve_does_not_depend_on_process_cwd(tmp_path: Path) -> None:
     ep = entry("t {p}", Parameter("p", "path", None))
     assert resolve(ep, cwd=tmp_path, p="f").command == f"t {tmp_path / 'f'}"
     assert os.getcwd() != str(tmp_path)
+
+
+def test_resolved_paths_list_the_absolute_path_inputs(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    entry = EntryPoint(
+        "main",
+        "cat {data} {name}",
+        (Parameter("data", "path", None), Parameter("name", "string", "n")),
+    )
+    resolved = resolve_params(entry, {"data": "in.txt"}, cwd=tmp_path)
+    assert resolved.paths == (str(tmp_path / "in.txt"),)
+    assert resolved.recorded["data"] == "in.txt"

@@ -188,3 +188,27 @@ def test_python_env_project_in_a_container(
     assert "prefix" not in rec["environment"]
     built = [p for p in (runner_home / "envs").glob("uv/*") if not p.name.startswith(".")]
     assert built == []
+
+
+def test_path_parameters_reach_the_container(tmp_path: Path, python_image: str) -> None:
+    data = tmp_path / "inputs" / "data.txt"
+    data.parent.mkdir()
+    data.write_text("rows from the host\n")
+    proj = write_project(
+        tmp_path / "pp",
+        {
+            "MLproject": f"""
+                name: {PROJECT_PREFIX}-paths
+                docker_env: {{image: {python_image}}}
+                entry_points:
+                  main:
+                    parameters: {{data: path}}
+                    command: "cat {{data}}; (echo more >> {{data}}) 2>/dev/null || echo read-only"
+            """
+        },
+    )
+    result = run_cli("run", str(proj), "-P", f"data={data}", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "rows from the host\nread-only\n"
+    assert records()[0]["parameters"]["data"] == str(data)
+    assert data.read_text() == "rows from the host\n"

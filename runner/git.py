@@ -1,4 +1,4 @@
-"""A small hardened wrapper around the git CLI: argv lists, a scrubbed env, validated URLs/refs."""
+"""A small hardened wrapper around the git CLI: argv lists, a scrubbed env, validated refs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from runner.errors import SourceError
+from runner.giturl import (  # re-exported: callers validate through runner.git
+    ALLOWED_SCHEMES,
+    USERINFO,
+    check_git_url,
+    check_uri_basics,
+    is_scp_like,
+    strip_credentials,
+    validate_version,
+)
 from runner.home import runner_home
 
 # `-c` beats every config file, so neither a repo nor a template can switch these back on.
@@ -24,7 +32,6 @@ _SAFE_CONFIG = (
     "maintenance.auto=false",
     "advice.detachedHead=false",
 )
-ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
 # Prompt helpers, and variables that would point git at another repository than the one we name.
 _ENV_DROP = frozenset((
     "GIT_ASKPASS", "SSH_ASKPASS", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX",
@@ -41,18 +48,18 @@ _ENV_SET = {
     # we match a few English messages ("not a git repository")
     "LC_ALL": "C",
 }
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-f]{4,40}")
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-_TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]/]+\]|[^@/:]+):(?P<path>.*)$")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s']+@")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_URL_HINT = "Use https://host/org/repo.git, ssh://git@host/org/repo.git, git@host:org/repo.git."
 NETWORK_TIMEOUT = 3600.0
 Completed = subprocess.CompletedProcess[bytes]
+__all__ = [
+    "ALLOWED_SCHEMES",
+    "check_git_url",
+    "check_uri_basics",
+    "is_scp_like",
+    "strip_credentials",
+    "validate_version",
+]
 
 
 class GitNotFound(SourceError):
@@ -131,7 +138,7 @@ def reason(stderr: bytes) -> str:
     picked = next(
         (ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else ""
     )
-    picked = _USERINFO.sub(r"\1", re.sub(r"^(fatal|error): ", "", picked))  # git may echo the URL
+    picked = USERINFO.sub(r"\1", re.sub(r"^(fatal|error): ", "", picked))  # git may echo the URL
     return picked[:300] or "git failed"
 
 
@@ -142,82 +149,6 @@ def checked(
     if result.returncode != 0:
         raise SourceError(f"{what}: {reason(result.stderr)}")
     return result.stdout
-
-
-# --- validation -----------------------------------------------------------------------------
-
-
-def validate_version(version: str) -> None:
-    if not _VERSION.fullmatch(version) or ".." in version:
-        raise SourceError(
-            f"invalid version {version!r}",
-            hint="A version is a branch, tag or commit: letters, digits, '.', '_', '/' and '-', "
-            "not starting with '-' and without '..'.",
-        )
-
-
-def check_uri_basics(uri: str) -> None:
-    """Refusals that hold for every kind of project URI, local paths included."""
-    shown = strip_credentials(uri)
-    if _CONTROL.search(uri):
-        raise SourceError(f"refusing project URI {shown!r}: it contains control characters")
-    if uri.startswith("-"):
-        raise SourceError(
-            f"refusing project URI {shown!r}: it starts with '-' and would be an option"
-        )
-    if match := _TRANSPORT.match(uri):
-        transport = match.group(0)
-        raise SourceError(
-            f"refusing project URI {shown!r}: the '{transport}' transport syntax is not allowed",
-            hint=_URL_HINT,
-        )
-
-
-def check_git_url(url: str) -> None:
-    """Refuse a git URL that could inject options, expand variables or pick an unsafe transport."""
-    check_uri_basics(url)
-    shown = strip_credentials(url)
-    if re.search(r"\s", url):
-        raise SourceError(f"refusing git URL {shown!r}: it contains whitespace")
-    if "$" in url:
-        raise SourceError(f"refusing git URL {shown!r}: '$' is not allowed (no variable expansion)")
-    if _BAD_PERCENT.search(url):
-        raise SourceError(f"refusing git URL {shown!r}: '%' must start an escape like %2F")
-    user, host = _user_host(url, shown)
-    if host.startswith("-") or (user or "").startswith("-"):
-        raise SourceError(f"refusing git URL {shown!r}: host and user must not start with '-'")
-
-
-def _user_host(url: str, shown: str) -> tuple[str | None, str]:
-    if match := _SCHEME.match(url):
-        scheme = match.group(1).lower()
-        if scheme not in ALLOWED_SCHEMES:
-            raise SourceError(f"refusing git URL {shown!r}: scheme '{scheme}' is not allowed",
-                              hint=_URL_HINT)  # fmt: skip
-        netloc = url[match.end() :].split("/", 1)[0]
-        user, _, host = netloc.rpartition("@")
-        return user or None, host
-    if scp := _SCP.match(url):
-        return scp.group("user"), scp.group("host")
-    raise SourceError(f"refusing git URL {shown!r}: not a recognised git URL", hint=_URL_HINT)
-
-
-def is_scp_like(url: str) -> bool:
-    return "://" not in url and bool(_SCP.match(url)) and not url.startswith(("/", "."))
-
-
-def strip_credentials(url: str) -> str:
-    """Drop passwords and tokens; keep an ssh user name, which names the account, not a secret."""
-    if not _SCHEME.match(url):
-        return url
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return url
-    user = parts.username if parts.scheme.lower() in ("ssh", "git+ssh") else None
-    netloc = f"{user}@{host}" if user else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # --- local working copies -------------------------------------------------------------------

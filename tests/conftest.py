@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,12 @@ def runner_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     }.items():
         monkeypatch.setenv(var, value)
     return home
+
+
+@pytest.fixture
+def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private tempfile.gettempdir(), so leaked temp dirs (checkouts, unzips) can be counted."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root

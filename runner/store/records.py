@@ -211,10 +211,13 @@ def environment_json(environment: Mapping[str, Any]) -> str:
 
 
 class RunUpdates:
-    """``update_run`` for both stores: they differ only in how ``_update`` writes the columns."""
+    """``update_run`` and ``heartbeat`` for both stores: only ``_update`` differs between them."""
 
     def _update(self, run_id: str, values: Mapping[str, Any]) -> None:
         raise NotImplementedError
+
+    def heartbeat(self, run_id: str) -> None:
+        self._update(run_id, {"heartbeat": now_ms()})
 
     def update_run(
         self,

@@ -86,9 +86,6 @@ class SqliteStore(records.RunUpdates):
             self._status(conn, run_id)  # RunNotFound if there is no such run at all
             return False
 
-    def heartbeat(self, run_id: str) -> None:
-        self._update(run_id, {"heartbeat": records.now_ms()})
-
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         with self._write() as conn:
             self._status(conn, run_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import stat
-import tempfile
 import threading
 import warnings
 import zipfile
@@ -20,14 +19,6 @@ from runner.source import fetch_project, remove_fetched
 
 MLPROJECT = "name: zipped\nentry_points:\n  main:\n    command: python train.py\n"
 PROJECT = {"MLproject": MLPROJECT, "train.py": "print('hi')\n", "sub/MLproject": MLPROJECT}
-
-
-@pytest.fixture
-def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 def make_zip(path: Path, files: dict[str, str] = PROJECT) -> Path:

@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +59,6 @@ def make_repo(path: Path) -> Repo:
     write(path / "train.py", "print('v2')\n")
     git(path, "commit", "-qam", "second")
     return Repo(path, first, feature, git(path, "rev-parse", "HEAD"))
-
-
-@pytest.fixture
-def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private tempfile.gettempdir(), so leaked runner-src-* dirs can be counted."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.backend import RunStatus
-from runner.planning import DEFAULT_EXPERIMENT
+from runner.execution.plan import DEFAULT_EXPERIMENT
 
 
 class Run:
@@ -22,7 +22,7 @@ class Run:
 
     def record(self) -> dict[str, Any]:
         """The full run record, as ``runner runs show --json`` prints it."""
-        from runner.lifecycle import open_reconciled_store
+        from runner.execution.lifecycle import open_reconciled_store
 
         store = open_reconciled_store()
         try:
@@ -74,7 +74,7 @@ def run(
     project's own (python_env → uv, conda → conda, none → local). ``recurse_submodules``
     fetches a git source's submodules (never done by default).
     """
-    from runner.lifecycle import request_from_api, run_in_process
+    from runner.execution.lifecycle import request_from_api, run_in_process
 
     request = request_from_api(
         uri,

@@ -13,7 +13,7 @@ from runner.errors import BackendError
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv
-    from runner.spec import ProjectSpec
+    from runner.project.spec import ProjectSpec
 
 ENTRY_POINT_GROUP = "runner.backends"
 
@@ -115,7 +115,7 @@ class Backend(Protocol):
 @functools.cache
 def available_backends() -> dict[str, str]:
     """Map backend name → "module:attribute" for the ``runner.backends`` entry-point group."""
-    from runner.registry import entry_points_of
+    from runner.plugins import entry_points_of
 
     return entry_points_of(ENTRY_POINT_GROUP)
 
@@ -129,7 +129,7 @@ def load_backend(name: str) -> Backend:
             f"unknown backend {name!r}; available backends: {names}",
             hint="backends register under the 'runner.backends' entry-point group",
         )
-    from runner.registry import load_object
+    from runner.plugins import load_object
 
     try:
         factory = load_object(found[name])

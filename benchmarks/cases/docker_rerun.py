@@ -30,7 +30,7 @@ def _helper_reason() -> str | None:
 
 
 def available() -> str | None:
-    if not c.has_module("backends.docker"):
+    if not c.has_module("backends.docker.backend"):
         return "not available: backends/docker.py does not exist yet"
     return c.cli_reason("run") or _daemon_reason() or _helper_reason()
 

@@ -17,11 +17,11 @@ def lock(project_dir: Path) -> None:
     `runner run` then installs exactly that lock, as is, on every machine. Run it again
     after changing python_env.yaml (or the requirement files it includes) and commit the file.
     """
-    from runner.envs.interpreters import find_interpreter
-    from runner.envs.lock import write_lock
-    from runner.envs.pyspec import read_python_spec
-    from runner.envs.resolve import resolve_lock
-    from runner.spec import load_spec
+    from runner.envs.python.interpreters import find_interpreter
+    from runner.envs.python.lock import write_lock
+    from runner.envs.python.pyspec import read_python_spec
+    from runner.envs.python.resolve import resolve_lock
+    from runner.project.spec import load_spec
 
     spec = load_spec(project_dir.resolve())
     if spec.env.kind not in ("python_env", "conda_env"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from runner.planning import DEFAULT_EXPERIMENT
+from runner.execution.plan import DEFAULT_EXPERIMENT
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +93,7 @@ def run(
     Exit status: 0 if the run FINISHED, 1 if it FAILED or was KILLED or the runner refused
     it, 2 for a usage error, 130 on Ctrl-C.
     """
-    from runner.lifecycle import run_from_cli
+    from runner.execution.lifecycle import run_from_cli
 
     return run_from_cli(
         uri=uri,

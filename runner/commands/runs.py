@@ -18,7 +18,7 @@ from runner.errors import RunnerError
 
 
 def _store() -> Any:
-    from runner.lifecycle import open_reconciled_store
+    from runner.execution.lifecycle import open_reconciled_store
 
     return open_reconciled_store()
 
@@ -96,7 +96,7 @@ def _short(value: Any) -> str:
 def logs(run_id: str, follow: bool) -> None:
     """Print the output (stdout and stderr) a run's entry point wrote."""
     from runner.home import run_artifacts_dir
-    from runner.orchestrator import LOG_FILE
+    from runner.execution.orchestrator import LOG_FILE
 
     store = _store()
     full_id = store.get_run(run_id)["run_id"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.envs.pyspec import canonical_digest
+from runner.envs.python.pyspec import canonical_digest
 from runner.errors import EnvBuildError
 
 if TYPE_CHECKING:

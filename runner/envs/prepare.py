@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from runner.envs import PreparedEnv
 from runner.envs.select import choose_manager
-from runner.spec import ProjectSpec
+from runner.project.spec import ProjectSpec
 
 
 def _current_python() -> str:
@@ -30,7 +30,7 @@ def prepare_env(
     """
     manager = choose_manager(spec, requested_manager)
     if manager == "uv":
-        from runner.envs.python import prepare_python_env
+        from runner.envs.python.manager import prepare_python_env
 
         return prepare_python_env(spec, manager, progress=progress, refresh=refresh, build=build)
     if manager == "local":

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import archive
 from runner.errors import SourceError
-from runner.source import fetch_project, remove_fetched
+from runner.source import archive
+from runner.source.fetch import fetch_project, remove_fetched
 
 MLPROJECT = "name: zipped\nentry_points:\n  main:\n    command: python train.py\n"
 PROJECT = {"MLproject": MLPROJECT, "train.py": "print('hi')\n", "sub/MLproject": MLPROJECT}

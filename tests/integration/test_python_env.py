@@ -19,9 +19,9 @@ from runner.commands.lock import lock as lock_command
 from runner.envs import PreparedEnv
 from runner.envs.cache import MARKER, env_dir
 from runner.envs.prepare import lease_env, prepare_env
-from runner.envs.uvcmd import uv_bin
+from runner.envs.python.uvcmd import uv_bin
 from runner.errors import EnvBuildError
-from runner.spec import EnvSpec, ProjectSpec
+from runner.project.spec import EnvSpec, ProjectSpec
 from tests.helpers import run_cli, write_project
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -255,8 +255,8 @@ def test_an_unsupported_python_request_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_damaged_install_fails_the_health_check(tmp_path: Path) -> None:
-    from runner.envs.lock import Lock
-    from runner.envs.venv import _health_check
+    from runner.envs.python.lock import Lock
+    from runner.envs.python.venv import _health_check
 
     prepared = prepare_env(project(tmp_path, ["six"]), None)
     assert prepared.prefix is not None and prepared.lock is not None
@@ -350,7 +350,7 @@ PREPARE = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from runner.envs.prepare import prepare_env
-    from runner.spec import EnvSpec, ProjectSpec
+    from runner.project.spec import EnvSpec, ProjectSpec
     root = Path(sys.argv[1])
     spec = ProjectSpec(root, "p", EnvSpec(kind="python_env", file=root / "python_env.yaml"))
     prepared = prepare_env(spec, None)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import git as rgit
 from runner.errors import SourceError
-from runner.source import FetchedProject, fetch_project, remove_fetched
+from runner.source import git as rgit
+from runner.source.fetch import FetchedProject, fetch_project, remove_fetched
 
 MLPROJECT = "name: demo\nentry_points:\n  main:\n    command: python train.py\n"
 
@@ -414,7 +414,7 @@ def test_default_branch_fetches_only_when_the_tip_moved(
 
 def test_concurrent_fetches_share_one_cache_safely(repo: Repo, remote: str) -> None:
     script = (
-        "import sys; from runner.source import fetch_project, remove_fetched; "
+        "import sys; from runner.source.fetch import fetch_project, remove_fetched; "
         "f = fetch_project(sys.argv[1]); print(f.provenance.commit); remove_fetched(f)"
     )
     procs = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import git
 from runner.errors import SourceError
+from runner.source import git
 from tests.helpers import records, run_cli
 
 

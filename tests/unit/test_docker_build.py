@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backends import docker_layers as layers
-from backends.docker import _exit_info
-from backends.docker_args import map_docker_args, parse_docker_args
-from backends.docker_build import (
+from backends.docker import layers
+from backends.docker.args import map_docker_args, parse_docker_args
+from backends.docker.backend import _exit_info
+from backends.docker.build import (
     CONFIG_SCHEMA,
     TrackingPlan,
     container_command,
@@ -22,8 +22,8 @@ from backends.docker_build import (
     tracking_plan,
     working_dir,
 )
-from backends.docker_client import daemon_url, root_cause
-from backends.docker_policy import (
+from backends.docker.client import daemon_url, root_cause
+from backends.docker.policy import (
     Mount,
     allowlist,
     check_mount,
@@ -34,7 +34,7 @@ from backends.docker_policy import (
 )
 from runner.backend import LaunchRequest, RunStatus
 from runner.errors import BackendError
-from runner.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
 
 SOCKETS = ["/run/docker.sock", "/var/run/docker.sock"]
 
@@ -93,7 +93,7 @@ def test_map_docker_args_mlflow_example_together() -> None:
 def test_every_mapped_arg_is_a_create_option_the_sdk_knows() -> None:
     from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
 
-    from backends.docker_args import _DOCKER_ARGS
+    from backends.docker.args import _DOCKER_ARGS
 
     known = {*RUN_CREATE_KWARGS, *RUN_HOST_CONFIG_KWARGS, "network"}
     samples = {"gpus": "all", "add-host": "h:1.2.3.4", "cpus": "1", "cpu-shares": "2"}
@@ -591,7 +591,7 @@ def test_exit_info_when_the_daemon_was_lost() -> None:
 
 
 def test_importing_the_backend_does_not_import_the_sdk() -> None:
-    code = "import sys, backends.docker; print('docker' in sys.modules)"
+    code = "import sys, backends.docker.backend; print('docker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 

@@ -294,7 +294,7 @@ def test_parse_age_rejects_nonsense(text: str) -> None:
 
 
 def test_health_check_finds_a_missing_distribution() -> None:
-    from runner.envs.venv import _check_files
+    from runner.envs.python.venv import _check_files
 
     logs: list[str] = []
     # pytest is complete in this interpreter; an unknown name is reported as not installed
@@ -306,7 +306,7 @@ def test_health_check_finds_a_missing_distribution() -> None:
 
 
 def test_health_check_interpreter_failures(tmp_path: Path) -> None:
-    from runner.envs.venv import _check_files
+    from runner.envs.python.venv import _check_files
 
     assert _check_files("/bin/false", [], []) == ["the interpreter exited with 1"]
     assert _check_files("/bin/echo", [], [])[0].startswith("unexpected output: ")
@@ -318,7 +318,7 @@ def test_health_check_interpreter_failures(tmp_path: Path) -> None:
 
 
 def test_interpreter_download_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner.envs import interpreters
+    from runner.envs.python import interpreters
 
     monkeypatch.setenv("RUNNER_ALLOW_PYTHON_DOWNLOADS", "1")
     monkeypatch.setattr(interpreters, "list_interpreters", lambda request=None: [])

@@ -14,12 +14,12 @@ from runner.commands.env import ago, env, human_size
 from runner.commands.lock import lock as lock_command
 from runner.envs import PreparedEnv
 from runner.envs.cache import ensure_env, env_key, record_use
-from runner.envs.interpreters import _parse, discovery_path
-from runner.envs.lock import LOCK_NAME, Lock, parse_lock, read_committed_lock, write_lock
 from runner.envs.prepare import lease_env, prepare_env
-from runner.envs.uvcmd import uv_bin, uv_env
+from runner.envs.python.interpreters import _parse, discovery_path
+from runner.envs.python.lock import LOCK_NAME, Lock, parse_lock, read_committed_lock, write_lock
+from runner.envs.python.uvcmd import uv_bin, uv_env
 from runner.errors import EnvBuildError, SpecError
-from runner.spec import EnvSpec, ProjectSpec
+from runner.project.spec import EnvSpec, ProjectSpec
 from tests.helpers import write_project
 
 LOCK_TEXT = """\
@@ -110,7 +110,7 @@ def test_uv_binary_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_uv_that_cannot_start_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from runner.envs.uvcmd import run_uv
+    from runner.envs.python.uvcmd import run_uv
 
     monkeypatch.setenv("RUNNER_UV", str(tmp_path / "missing-uv"))
     with pytest.raises(EnvBuildError) as err:

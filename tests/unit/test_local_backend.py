@@ -7,7 +7,7 @@ from pathlib import Path
 
 from backends.local import LocalBackend
 from runner.backend import LaunchRequest, RunStatus, load_backend
-from runner.spec import EnvSpec, ProjectSpec
+from runner.project.spec import EnvSpec, ProjectSpec
 
 
 def _request(tmp_path: Path, command: str, env: dict[str, str] | None = None) -> LaunchRequest:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ParameterError, SpecError, UsageError
-from runner.params import (
+from runner.project.params import (
     ResolvedParams,
     parse_param_args,
     render_command,
     resolve_params,
     template_problems,
 )
-from runner.spec import EntryPoint, Parameter
+from runner.project.spec import EntryPoint, Parameter
 
 GREETER = EntryPoint(
     "greeter",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.envs.pyspec import (
+from runner.envs.python.pyspec import (
     PythonSpec,
     default_spec,
     read_conda_env,
@@ -15,7 +15,7 @@ from runner.envs.pyspec import (
     read_python_spec,
 )
 from runner.errors import SpecError
-from runner.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
 from tests.helpers import write_project
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from runner import git
-from runner.archive import member_path
 from runner.errors import SourceError
-from runner.source import Provenance, classify, fetch_project, project_subdir, split_uri
+from runner.source import git
+from runner.source.archive import member_path
+from runner.source.fetch import Provenance, classify, fetch_project, project_subdir, split_uri
 
 
 @pytest.fixture(autouse=True)

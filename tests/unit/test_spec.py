@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-import runner.spec
-import runner.yamlsafe
+import runner.project.spec
+import runner.project.yamlsafe
 from runner.errors import SpecError
-from runner.spec import (
+from runner.project.spec import (
     DockerBuild,
     DockerEnv,
     EntryPoint,
@@ -626,8 +626,8 @@ def test_valid_spec_is_cached_and_revalidation_skipped(
     def no_validation(*args: Any) -> Any:
         raise AssertionError("jsonschema should not run on a cache hit")
 
-    monkeypatch.setattr(runner.spec, "_validate", no_validation)
-    monkeypatch.setattr(runner.yamlsafe, "parse_yaml", no_validation)
+    monkeypatch.setattr(runner.project.spec, "_validate", no_validation)
+    monkeypatch.setattr(runner.project.yamlsafe, "parse_yaml", no_validation)
     assert load_spec(tmp_path) == spec
 
 
@@ -670,7 +670,7 @@ def test_unusable_runner_home_never_fails_the_load(
 def test_cache_hit_does_not_import_jsonschema(tmp_path: Path) -> None:
     project(tmp_path, EXAMPLE)
     script = (
-        "import sys; from pathlib import Path; from runner.spec import load_spec; "
+        "import sys; from pathlib import Path; from runner.project.spec import load_spec; "
         f"load_spec(Path({str(tmp_path)!r})); print('jsonschema' in sys.modules)"
     )
     runs = [
@@ -682,7 +682,7 @@ def test_cache_hit_does_not_import_jsonschema(tmp_path: Path) -> None:
 
 def test_importing_spec_stays_light() -> None:
     script = (
-        "import sys, runner.spec, runner.params, runner.yamlsafe; "
+        "import sys, runner.project.spec, runner.project.params, runner.project.yamlsafe; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'rich')))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -695,7 +695,7 @@ def test_importing_spec_stays_light() -> None:
 def test_schema_is_valid_and_documents_every_property() -> None:
     from jsonschema import Draft202012Validator
 
-    schema = json.loads(runner.spec._schema_path().read_text())
+    schema = json.loads(runner.project.spec._schema_path().read_text())
     Draft202012Validator.check_schema(schema)
     assert schema["additionalProperties"] is False
 

@@ -1,4 +1,4 @@
-"""runner.tracking appends a journal; runner.ingest moves it into the store."""
+"""runner.tracking appends a journal; runner.execution.ingest moves it into the store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runner import tracking
-from runner.ingest import JournalReader, ingest, tracking_pythonpath
+from runner.execution.ingest import JournalReader, ingest, tracking_pythonpath
 
 
 class RecordingStore:

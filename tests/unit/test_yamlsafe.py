@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import SpecError
-from runner.yamlsafe import Mark, load_yaml, parse_yaml
+from runner.project.yamlsafe import Mark, load_yaml, parse_yaml
 
 
 def parse(text: str) -> object:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backends.docker_build import LABEL_MANAGED, LABEL_RUN_ID
+from backends.docker.build import LABEL_MANAGED, LABEL_RUN_ID
 from runner.errors import BackendError
 from tests.docker_images import (
     ENV_KEY_PREFIX,
@@ -25,7 +25,7 @@ from tests.docker_images import (
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    from backends.docker_client import connect
+    from backends.docker.client import connect
 
     try:
         return connect()
@@ -49,7 +49,7 @@ def _our_images(client: Any) -> list[Any]:
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks(docker_client: Any) -> Iterator[None]:
     """No container of this session is left behind; its code/env images are removed after."""
-    from backends.docker import stop_containers_of_runs
+    from backends.docker.backend import stop_containers_of_runs
 
     assert _ours(docker_client) == []
     yield

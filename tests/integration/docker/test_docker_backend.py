@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from backends.docker import (
+from backends.docker.backend import (
     DockerBackend,
     find_container,
     reconcile_containers,
@@ -27,7 +27,7 @@ from backends.docker import (
 from runner.backend import ExitInfo, LaunchRequest, RunStatus
 from runner.envs import PreparedEnv
 from runner.errors import BackendError
-from runner.spec import DockerBuild, DockerEnv, EnvSpec, ProjectSpec
+from runner.project.spec import DockerBuild, DockerEnv, EnvSpec, ProjectSpec
 from tests.docker_images import ENV_KEY_PREFIX, PROJECT_PREFIX, RUN_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
@@ -423,9 +423,9 @@ def test_container_killed_outside_runner_fails_with_logs(
 _RUNNER_SCRIPT = """
 import sys, time
 from pathlib import Path
-from backends.docker import DockerBackend
+from backends.docker.backend import DockerBackend
 from runner.backend import LaunchRequest
-from runner.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
 root, image, run_id, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 spec = ProjectSpec(root, name, EnvSpec("docker_env", docker=DockerEnv(image)))
 request = LaunchRequest(run_id, "sleep 300", root, {}, spec)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backends.docker_build import LABEL_RUN_ID
+from backends.docker.build import LABEL_RUN_ID
 from tests.docker_images import PROJECT_PREFIX
 from tests.helpers import ARGV_PROBE, records, run_cli, spawn_cli, write_project
 

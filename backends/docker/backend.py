@@ -12,12 +12,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends.docker_build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
-from backends.docker_client import api_errors, connect, root_cause
-from backends.docker_image import ImageBuilder
+from backends.docker.build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
+from backends.docker.client import api_errors, connect, root_cause
+from backends.docker.image import ImageBuilder
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunStatus
 from runner.errors import BackendError
-from runner.spec import ProjectSpec
+from runner.project.spec import ProjectSpec
 
 
 def _exit_info(code: int | None, cancelled: bool, oom: bool, lost: str | None) -> ExitInfo:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, RunStatus
 from runner.errors import EnvBuildError, RunnerError
 from runner.home import run_artifacts_dir, tracking_uri
-from runner.ingest import JournalReader, ingest, tracking_pythonpath
-from runner.interrupts import Cancelled, deferred, raise_pending
-from runner.planning import Plan
 from runner.procinfo import process_start_time
+from runner.execution.ingest import JournalReader, ingest, tracking_pythonpath
+from runner.execution.interrupts import Cancelled, deferred, raise_pending
+from runner.execution.plan import Plan
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv
@@ -94,7 +94,7 @@ def _prepare_and_launch(
 ) -> ExitInfo:
     from runner.backend import load_backend
     from runner.envs.prepare import lease_env, prepare_env
-    from runner.spec import load_spec
+    from runner.project.spec import load_spec
 
     spec = plan.spec or load_spec(plan.project_dir)
     backend = load_backend(plan.backend)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runner.yamldoc import Mark, YamlDoc
+from runner.project.yamldoc import Mark, YamlDoc
 
 CACHE_VERSION = b"mlproject-doc-v1"
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.envs.uvcmd import capture_uv, neutral_cwd
+from runner.envs.python.uvcmd import capture_uv, neutral_cwd
 from runner.errors import EnvBuildError
 
 _PLAIN = re.compile(r"^\d+(\.\d+){0,2}$")  # "3", "3.11", "3.11.7"

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo, RunStatus
 from runner.console import discard_sink, progress_printer, say, terminal_sink
 from runner.home import run_artifacts_dir
-from runner.interrupts import Cancelled, cancellable
-from runner.orchestrator import execute, submit
-from runner.planning import Plan, RunRequest, make_plan, parse_backend_config
+from runner.execution.interrupts import Cancelled, cancellable
+from runner.execution.orchestrator import execute, submit
+from runner.execution.plan import Plan, RunRequest, make_plan, parse_backend_config
 
 if TYPE_CHECKING:
     from runner.store import Store
@@ -37,7 +37,7 @@ def run_from_cli(
     quiet: bool,
 ) -> int:
     """`runner run`: returns the process exit code."""
-    from runner.params import parse_param_args
+    from runner.project.params import parse_param_args
 
     config = parse_backend_config(backend_config)
     if docker_args:
@@ -100,7 +100,7 @@ def parse_docker_args(items: Sequence[str]) -> dict[str, str | bool]:
 
 def open_reconciled_store() -> Store:
     """Open the store and end any run whose runner died, before doing anything else."""
-    from runner.reconcile import reconcile
+    from runner.execution.reconcile import reconcile
     from runner.store.open import open_store
 
     store = open_store()
@@ -114,7 +114,7 @@ def spawn_supervisor(run_id: str, store: Store) -> int:
 
     with open(run_artifacts_dir(run_id) / "supervisor.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.supervisor", run_id],
+            [sys.executable, "-m", "runner.execution.supervisor", run_id],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

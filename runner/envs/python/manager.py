@@ -19,11 +19,11 @@ from runner.envs.cache import (
     record_use,
     save_resolution,
 )
-from runner.envs.lock import LOCK_NAME, Lock, read_committed_lock
-from runner.envs.pyspec import PythonSpec, canonical_digest, read_python_spec
+from runner.envs.python.lock import LOCK_NAME, Lock, read_committed_lock
+from runner.envs.python.pyspec import PythonSpec, canonical_digest, read_python_spec
 
 if TYPE_CHECKING:
-    from runner.spec import ProjectSpec
+    from runner.project.spec import ProjectSpec
 
 Progress = Callable[[str], None]
 
@@ -75,8 +75,8 @@ def _locked_only(
     """The lock and its key without a local venv; remembered like a built resolution."""
     remembered = None if refresh else load_resolution(digest)
     if remembered is None or not isinstance(remembered.get("lock"), str):
-        from runner.envs.interpreters import find_interpreter
-        from runner.envs.resolve import resolve_lock
+        from runner.envs.python.interpreters import find_interpreter
+        from runner.envs.python.resolve import resolve_lock
 
         interp = find_interpreter(pyspec.python)
         lock = committed or resolve_lock(pyspec, interp, progress=report)
@@ -126,9 +126,9 @@ def _build_or_find(
     manager: str, pyspec: PythonSpec, committed: Lock | None, report: Progress
 ) -> tuple[Path, dict[str, Any], bool]:
     # Imported here: a warm run never needs the resolver, the installer or subprocess.
-    from runner.envs.interpreters import find_interpreter
-    from runner.envs.resolve import resolve_lock
-    from runner.envs.venv import build_venv
+    from runner.envs.python.interpreters import find_interpreter
+    from runner.envs.python.resolve import resolve_lock
+    from runner.envs.python.venv import build_venv
 
     interp = find_interpreter(pyspec.python)
     lock = committed or resolve_lock(pyspec, interp, progress=report)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from backends.docker_args import map_docker_args
-from backends.docker_policy import (
+from backends.docker.args import map_docker_args
+from backends.docker.policy import (
     ENV_ALLOW_VAR,
     MOUNTS_VAR,
     Mount,

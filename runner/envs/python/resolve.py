@@ -8,10 +8,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.envs.interpreters import Interpreter
-from runner.envs.lock import Lock, normalize_text
-from runner.envs.pyspec import PythonSpec
-from runner.envs.uvcmd import neutral_cwd, run_uv
+from runner.envs.python.interpreters import Interpreter
+from runner.envs.python.lock import Lock, normalize_text
+from runner.envs.python.pyspec import PythonSpec
+from runner.envs.python.uvcmd import neutral_cwd, run_uv
 from runner.errors import EnvBuildError
 
 Progress = Callable[[str], None]

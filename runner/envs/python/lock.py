@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import SpecError
-from runner.yamlsafe import read_capped
+from runner.project.yamlsafe import read_capped
 
 # The committed lock lives next to MLproject; `runner lock DIR` writes it.
 LOCK_NAME = "runner.lock"

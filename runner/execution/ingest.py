@@ -20,7 +20,7 @@ def tracking_pythonpath() -> str:
     """A directory holding only ``runner_tracking.py``, for environments without runner."""
     lib = runner_home() / "lib"
     target = lib / "runner_tracking.py"
-    source = Path(__file__).with_name("tracking.py")
+    source = Path(__file__).parents[1] / "tracking.py"
     if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
         lib.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".runner_tracking.{os.getpid()}.tmp")  # concurrent runs

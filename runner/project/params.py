@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 from runner.errors import ParameterError, SpecError, UsageError
 
 if TYPE_CHECKING:  # spec imports this module at runtime, so the import only serves mypy.
-    from runner.spec import EntryPoint, Parameter
+    from runner.project.spec import EntryPoint, Parameter
 
 EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 MAX_VALUE_BYTES = 100_000

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import SourceError
-from runner.giturl import (  # re-exported: callers validate through runner.git
+from runner.home import runner_home
+from runner.source.giturl import (  # re-exported: callers validate through runner.source.git
     ALLOWED_SCHEMES,
     USERINFO,
     check_git_url,
@@ -19,7 +20,6 @@ from runner.giturl import (  # re-exported: callers validate through runner.git
     strip_credentials,
     validate_version,
 )
-from runner.home import runner_home
 
 # `-c` beats every config file, so neither a repo nor a template can switch these back on.
 _SAFE_CONFIG = (

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.envs.interpreters import Interpreter
-from runner.envs.lock import LOCK_NAME, Lock
-from runner.envs.uvcmd import UvResult, run_uv
+from runner.envs.python.interpreters import Interpreter
+from runner.envs.python.lock import LOCK_NAME, Lock
+from runner.envs.python.uvcmd import UvResult, run_uv
 from runner.errors import EnvBuildError
 
 Progress = Callable[[str], None]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from backends.docker_build import LABEL_MANAGED, PROJECT_DIR
+from backends.docker.build import LABEL_MANAGED, PROJECT_DIR
 from runner.errors import BackendError
 
 LABEL_LAYER = "runner.layer"

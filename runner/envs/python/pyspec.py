@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import SpecError
-from runner.spec import ProjectSpec
-from runner.yamlsafe import YamlDoc, load_yaml, read_capped
+from runner.project.spec import ProjectSpec
+from runner.project.yamlsafe import YamlDoc, load_yaml, read_capped
 
 PYTHON_ENV_KEYS = ("python", "build_dependencies", "dependencies")
 MAX_INCLUDE_DEPTH = 20

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import BackendError, RunnerError
 
 if TYPE_CHECKING:
-    from runner.spec import ProjectSpec
+    from runner.project.spec import ProjectSpec
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -74,7 +74,7 @@ class Plan:
 
 def make_plan(request: RunRequest) -> Plan:
     """Fetch, parse and validate everything; cleans up the fetched source if a check fails."""
-    from runner.source import fetch_project, remove_fetched
+    from runner.source.fetch import fetch_project, remove_fetched
 
     fetched = fetch_project(request.uri, request.version, submodules=request.submodules)
     try:
@@ -86,8 +86,8 @@ def make_plan(request: RunRequest) -> Plan:
 
 def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     from runner.envs.select import choose_manager
-    from runner.params import resolve_params
-    from runner.spec import get_entry_point, load_spec
+    from runner.project.params import resolve_params
+    from runner.project.spec import get_entry_point, load_spec
 
     spec = load_spec(fetched.project_dir)
     entry = get_entry_point(spec, request.entry_point)

@@ -45,7 +45,7 @@ def _stop_orphaned_containers(lost: list[LiveRun]) -> None:
     if not run_ids:
         return
     try:
-        from backends.docker import stop_containers_of_runs
+        from backends.docker.backend import stop_containers_of_runs
     except ImportError:
         return
     stop_containers_of_runs(run_ids)

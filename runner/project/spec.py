@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import runner
-from runner import speccache
 from runner.errors import SpecError
-from runner.params import fits_type, template_problems
-from runner.yamldoc import KeyPath, YamlDoc, read_capped
+from runner.project import speccache
+from runner.project.params import fits_type, template_problems
+from runner.project.yamldoc import KeyPath, YamlDoc, read_capped
 
 EnvKind = Literal["system", "python_env", "conda_env", "docker_env"]
 
@@ -115,7 +115,7 @@ def load_spec(project_dir: Path) -> ProjectSpec:
 
 
 def _parse_and_validate(data: bytes, name: str, key: str) -> YamlDoc:
-    from runner.yamlsafe import parse_yaml  # lazy: a cached document needs no YAML parser
+    from runner.project.yamlsafe import parse_yaml  # lazy: a cached document needs no YAML parser
 
     doc = parse_yaml(data, name)
     if doc.data is None:

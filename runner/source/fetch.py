@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from runner import git
 from runner.errors import SourceError
+from runner.source import git
 
 _NOT_GIT = "Setting a version is only supported for Git project URIs"
 
@@ -196,7 +196,7 @@ def _fetch_git(
 
 
 def _fetch_zip(uri: str, source: str, sub: str | None, *, download: bool) -> FetchedProject:
-    from runner import archive
+    from runner.source import archive
 
     with _workdir() as work:
         zip_path = work / "download.zip" if download else Path(source)

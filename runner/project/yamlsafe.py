@@ -11,7 +11,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import SpecError
-from runner.yamldoc import MAX_BYTES, KeyPath, Mark, YamlDoc, read_capped
+from runner.project.yamldoc import MAX_BYTES, KeyPath, Mark, YamlDoc, read_capped
 
 __all__ = [
     "MAX_BYTES",

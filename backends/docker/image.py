@@ -11,13 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from backends import docker_layers as layers
-from backends.docker_policy import contained
+from backends.docker import layers
+from backends.docker.policy import contained
 from runner.backend import LaunchRequest
 from runner.errors import BackendError
 
 if TYPE_CHECKING:
-    from runner.spec import DockerBuild, ProjectSpec
+    from runner.project.spec import DockerBuild, ProjectSpec
 
 _SPOOL = 32 * 1024 * 1024  # build contexts above this spill from memory to a temp file
 Ref = dict[str, Any]  # {"tag", "id", "repo_digests"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import registry
+from runner import plugins
 
 
 def _install(site: Path, name: str) -> None:
@@ -24,21 +24,21 @@ def test_cached_until_a_package_is_installed(
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.setattr(sys, "path", [str(site), *sys.path])
-    first = registry.entry_points_of("runner.backends")
+    first = plugins.entry_points_of("runner.backends")
     assert first["local"] == "backends.local:LocalBackend"
 
     def no_scan(group: str) -> dict[str, str]:
         raise AssertionError("scanned although nothing changed")
 
-    real_scan = registry._scan
-    monkeypatch.setattr(registry, "_scan", no_scan)
-    assert registry.entry_points_of("runner.backends") == first
+    real_scan = plugins._scan
+    monkeypatch.setattr(plugins, "_scan", no_scan)
+    assert plugins.entry_points_of("runner.backends") == first
 
     time.sleep(0.01)  # a distinct directory mtime
     _install(site, "extra")
-    monkeypatch.setattr(registry, "_scan", real_scan)
-    assert registry.entry_points_of("runner.backends")["extra"] == "mod_extra:B"
+    monkeypatch.setattr(plugins, "_scan", real_scan)
+    assert plugins.entry_points_of("runner.backends")["extra"] == "mod_extra:B"
 
 
 def test_load_object_resolves_module_and_attributes() -> None:
-    assert registry.load_object("os.path:join") is __import__("os").path.join
+    assert plugins.load_object("os.path:join") is __import__("os").path.join

@@ -1,0 +1,1 @@
+"""The Docker backend: layered cached images, labelled containers, mount and env policy."""

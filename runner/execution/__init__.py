@@ -1,0 +1,1 @@
+"""One run from request to terminal status: plan, submit, execute, finalise, reconcile."""

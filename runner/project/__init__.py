@@ -1,0 +1,1 @@
+"""The MLproject: safe YAML, the frozen spec records, typed parameters, command templates."""

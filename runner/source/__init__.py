@@ -1,0 +1,1 @@
+"""Fetching projects: local folders, git repositories, zip archives, and their provenance."""

@@ -11,8 +11,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Literal
 
-from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunStatus
+from runner.backend import ExitInfo, LaunchRequest, LogChunk
 from runner.errors import BackendError
+from runner.status import RunStatus
 
 _CHUNK = 65536
 _PR_SET_PDEATHSIG = 1

@@ -66,7 +66,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def metadata(plan: Plan, argv: list[str], load_start: float) -> dict[str, Any]:
     """Date, command, machine (with the 1-minute load average before and after), mode."""
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "benchmarks", *argv]),
         "machine": {
             "cpus": os.cpu_count(),

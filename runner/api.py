@@ -7,8 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from runner.backend import RunStatus
 from runner.execution.plan import DEFAULT_EXPERIMENT
+from runner.status import RunStatus
 
 
 class Run:

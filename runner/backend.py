@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -10,24 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from runner.errors import BackendError
+from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv
-    from runner.project.spec import ProjectSpec
+    from runner.project.records import ProjectSpec
 
 ENTRY_POINT_GROUP = "runner.backends"
-
-
-class RunStatus(str, enum.Enum):
-    SCHEDULED = "SCHEDULED"
-    RUNNING = "RUNNING"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    KILLED = "KILLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,9 +78,3 @@ class RunNotFound(StoreError):
     """No run has the given id."""
 
     code = "run-not-found"
-
-
-class RunFailed(RunnerError):
-    """The run itself ended FAILED or KILLED (the entry point, not the runner, failed)."""
-
-    code = "run-failed"

@@ -7,6 +7,7 @@ on sys.path that holds it. So the scan result is cached under that key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -14,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from runner.atomic import write_atomically
 from runner.home import runner_home
 
 CACHE_VERSION = 1
@@ -54,18 +56,9 @@ def entry_points_of(group: str) -> dict[str, str]:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     found = _scan(group)
-    _write_atomically(cache, json.dumps({"key": key, "entry_points": found}))
+    with contextlib.suppress(OSError):  # a read-only home only costs the scan next time
+        write_atomically(cache, json.dumps({"key": key, "entry_points": found}))
     return found
-
-
-def _write_atomically(path: Any, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError:  # a read-only home only costs the scan next time
-        pass
 
 
 def load_object(value: str) -> Any:

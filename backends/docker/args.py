@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner.errors import BackendError
 
 ArgValue = str | bool
-
-
-def parse_docker_args(items: Iterable[str]) -> dict[str, ArgValue]:
-    """MLflow's ``-A name=value`` / ``-A flag`` list → ``{"name": "value", "flag": True}``."""
-    out: dict[str, ArgValue] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        out[name.strip()] = value if sep else True
-    return out
 
 
 def _text(name: str, value: ArgValue) -> str:

@@ -15,9 +15,10 @@ from typing import Any
 from backends.docker.build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
 from backends.docker.client import api_errors, connect, root_cause
 from backends.docker.image import ImageBuilder
-from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunStatus
+from runner.backend import ExitInfo, LaunchRequest, LogChunk
 from runner.errors import BackendError
-from runner.project.spec import ProjectSpec
+from runner.project.records import ProjectSpec
+from runner.status import RunStatus
 
 
 def _exit_info(code: int | None, cancelled: bool, oom: bool, lost: str | None) -> ExitInfo:

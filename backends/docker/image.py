@@ -17,7 +17,7 @@ from runner.backend import LaunchRequest
 from runner.errors import BackendError
 
 if TYPE_CHECKING:
-    from runner.project.spec import DockerBuild, ProjectSpec
+    from runner.project.records import DockerBuild, ProjectSpec
 
 _SPOOL = 32 * 1024 * 1024  # build contexts above this spill from memory to a temp file
 Ref = dict[str, Any]  # {"tag", "id", "repo_digests"}

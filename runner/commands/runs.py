@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from runner.backend import RunStatus
 from runner.errors import RunnerError
+from runner.status import RunStatus
 
 
 def _store() -> Any:
@@ -95,8 +95,8 @@ def _short(value: Any) -> str:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run ends.")
 def logs(run_id: str, follow: bool) -> None:
     """Print the output (stdout and stderr) a run's entry point wrote."""
-    from runner.home import run_artifacts_dir
     from runner.execution.orchestrator import LOG_FILE
+    from runner.home import run_artifacts_dir
 
     store = _store()
     full_id = store.get_run(run_id)["run_id"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from runner.envs import PreparedEnv
 from runner.envs.select import choose_manager
-from runner.project.spec import ProjectSpec
+from runner.project.records import ProjectSpec
 
 
 def _current_python() -> str:

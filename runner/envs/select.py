@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.errors import EnvBuildError, UsageError
-from runner.project.spec import ProjectSpec
+from runner.project.records import ProjectSpec
 
 ALLOWED = ("local", "uv", "virtualenv", "conda", "docker")
 ALIASES = {"virtualenv": "uv"}  # MLflow's name for a venv-based env

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.atomic import copy_atomically
 from runner.errors import StoreError
 from runner.home import run_artifacts_dir, runner_home
 from runner.tracking import JOURNAL
@@ -22,10 +21,7 @@ def tracking_pythonpath() -> str:
     target = lib / "runner_tracking.py"
     source = Path(__file__).parents[1] / "tracking.py"
     if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
-        lib.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".runner_tracking.{os.getpid()}.tmp")  # concurrent runs
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
+        copy_atomically(source, target)  # concurrent runs may copy it at once
     return str(lib)
 
 

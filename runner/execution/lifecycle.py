@@ -9,12 +9,19 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.backend import ExitInfo, RunStatus
+from runner.backend import ExitInfo
 from runner.console import discard_sink, progress_printer, say, terminal_sink
-from runner.home import run_artifacts_dir
 from runner.execution.interrupts import Cancelled, cancellable
 from runner.execution.orchestrator import execute, submit
-from runner.execution.plan import Plan, RunRequest, make_plan, parse_backend_config
+from runner.execution.plan import (
+    Plan,
+    RunRequest,
+    make_plan,
+    parse_backend_config,
+    parse_docker_args,
+)
+from runner.home import run_artifacts_dir
+from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.store import Store
@@ -87,15 +94,6 @@ def _report(run_id: str, info: ExitInfo, seconds: float, quiet: bool) -> None:
         f"run {run_id} {info.status.value} in {seconds:.2f}s{detail}",
         quiet=quiet and info.status is RunStatus.FINISHED,
     )
-
-
-def parse_docker_args(items: Sequence[str]) -> dict[str, str | bool]:
-    """MLflow's -A form: NAME=VALUE, or NAME alone for a flag."""
-    parsed: dict[str, str | bool] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        parsed[name] = value if sep else True
-    return parsed
 
 
 def open_reconciled_store() -> Store:

@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, RunStatus
+from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle
 from runner.errors import EnvBuildError, RunnerError
-from runner.home import run_artifacts_dir, tracking_uri
-from runner.procinfo import process_start_time
 from runner.execution.ingest import JournalReader, ingest, tracking_pythonpath
 from runner.execution.interrupts import Cancelled, deferred, raise_pending
 from runner.execution.plan import Plan
+from runner.home import run_artifacts_dir, tracking_uri
+from runner.procinfo import process_start_time
+from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv

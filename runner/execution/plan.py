@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import BackendError, RunnerError
 
 if TYPE_CHECKING:
-    from runner.project.spec import ProjectSpec
+    from runner.project.records import ProjectSpec
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -164,3 +164,12 @@ def parse_backend_config(value: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunnerError("backend config must be a JSON object")
     return data
+
+
+def parse_docker_args(items: Sequence[str]) -> dict[str, str | bool]:
+    """MLflow's ``-A name=value`` / ``-A flag`` list → ``{"name": "value", "flag": True}``."""
+    parsed: dict[str, str | bool] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        parsed[name.strip()] = value if sep else True
+    return parsed

@@ -6,8 +6,8 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from runner.backend import RunStatus
 from runner.procinfo import is_alive
+from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.store import LiveRun, Store

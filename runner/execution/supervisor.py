@@ -1,4 +1,4 @@
-"""`python -m runner.execution.supervisor RUN_ID`: the detached process behind --detach and async runs."""
+"""`python -m runner.execution.supervisor RUN_ID`: the detached process behind --detach."""
 
 from __future__ import annotations
 

@@ -9,13 +9,10 @@ import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from runner.errors import ParameterError, SpecError, UsageError
-
-if TYPE_CHECKING:  # spec imports this module at runtime, so the import only serves mypy.
-    from runner.project.spec import EntryPoint, Parameter
+from runner.project.records import EntryPoint, Parameter
 
 EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 MAX_VALUE_BYTES = 100_000

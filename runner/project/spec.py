@@ -5,64 +5,23 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import runner
 from runner.errors import SpecError
 from runner.project import speccache
 from runner.project.params import fits_type, template_problems
+from runner.project.records import (
+    DockerBuild,
+    DockerEnv,
+    EntryPoint,
+    EnvKind,
+    EnvSpec,
+    Parameter,
+    ProjectSpec,
+)
 from runner.project.yamldoc import KeyPath, YamlDoc, read_capped
-
-EnvKind = Literal["system", "python_env", "conda_env", "docker_env"]
-
-
-@dataclass(frozen=True, slots=True)
-class Parameter:
-    name: str
-    type: str  # string, float, int, bool, path, uri (unknown MLflow types behave as string)
-    default: str | None  # canonical string form of the YAML default; None = required
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPoint:
-    name: str
-    command: str  # the template, with {name} placeholders and {{ }} for literal braces
-    parameters: tuple[Parameter, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DockerBuild:
-    context: str = "."
-    dockerfile: str = "Dockerfile"
-    args: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DockerEnv:
-    image: str
-    volumes: tuple[str, ...] = ()
-    # (NAME, None) copies a host variable; (NAME, VALUE) sets one.
-    environment: tuple[tuple[str, str | None], ...] = ()
-    build: DockerBuild | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EnvSpec:
-    kind: EnvKind
-    file: Path | None = None  # absolute path of python_env.yaml / conda.yaml, if any
-    docker: DockerEnv | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectSpec:
-    root: Path
-    name: str | None
-    env: EnvSpec
-    entry_points: tuple[EntryPoint, ...] = ()
-    spec_file: Path | None = None  # None when the project has no MLproject
-
 
 # --- loading -------------------------------------------------------------------------------------
 

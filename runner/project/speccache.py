@@ -1,25 +1,29 @@
 """Validated MLproject documents cached by content: a repeat run skips YAML and jsonschema.
 
-Key: sha256 of (cache version, schema bytes, file bytes). Value: the parsed document with its
+Key: sha256 of (cache version, runner version, schema bytes, file bytes): an upgrade never
+trusts a document validated by older code. Value: the parsed document with its
 marks and the author's scalar texts, as JSON. Only documents that passed schema validation are
 stored, so a hit means "valid"; semantic checks (env files exist, defaults fit) still run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from runner import __version__
+from runner.atomic import write_atomically
 from runner.project.yamldoc import Mark, YamlDoc
 
 CACHE_VERSION = b"mlproject-doc-v1"
 
 
 def digest(schema: bytes, data: bytes) -> str:
-    return hashlib.sha256(CACHE_VERSION + b"\0" + schema + b"\0" + data).hexdigest()
+    versions = CACHE_VERSION + b"\0" + __version__.encode()
+    return hashlib.sha256(versions + b"\0" + schema + b"\0" + data).hexdigest()
 
 
 def _entry(key: str) -> Path | None:
@@ -55,13 +59,8 @@ def remember(key: str, doc: YamlDoc) -> None:
         "marks": [[list(p), m.line, m.column] for p, m in doc.marks.items()],
         "texts": [[list(p), t] for p, t in doc.texts.items()],
     }
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        temp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(payload))
-        os.replace(temp, entry)
-    except (OSError, TypeError, ValueError):
-        pass
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        write_atomically(entry, json.dumps(payload))
 
 
 def _round_trips(data: Any) -> bool:

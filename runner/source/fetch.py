@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from runner.errors import SourceError
-from runner.source import git
+from runner.redact import strip_credentials
+from runner.source import git, giturl
 
 _NOT_GIT = "Setting a version is only supported for Git project URIs"
 
@@ -53,9 +54,9 @@ def fetch_project(
     """
     location, sub = split_uri(uri)
     if version is not None:
-        git.validate_version(version)
-    git.check_uri_basics(location)
-    shown = git.strip_credentials(location)
+        giturl.validate_version(version)
+    giturl.check_uri_basics(location)
+    shown = strip_credentials(location)
     kind, target = classify(location)
     if kind == "local":
         # a relative folder means nothing later: record where it was
@@ -87,11 +88,11 @@ def classify(location: str) -> tuple[str, str]:
         if path.suffix.lower() == ".zip" or (path.is_dir() and not _is_repo(path)):
             return _classify_path(path, location)  # a plain directory is used in place
     elif scheme in ("http", "https") and urlsplit(location).path.lower().endswith(".zip"):
-        git.check_git_url(location)  # same hygiene: no whitespace, `$` or bad escapes
+        giturl.check_git_url(location)  # same hygiene: no whitespace, `$` or bad escapes
         return "http-zip", location
-    elif scheme is None and (os.path.exists(location) or not git.is_scp_like(location)):
+    elif scheme is None and (os.path.exists(location) or not giturl.is_scp_like(location)):
         return _classify_path(Path(location), location)
-    git.check_git_url(location)
+    giturl.check_git_url(location)
     return "git", location
 
 
@@ -100,7 +101,7 @@ def _classify_path(path: Path, location: str) -> tuple[str, str]:
         return "zip", str(path)
     if not path.is_dir():
         raise SourceError(
-            f"Could not find project {git.strip_credentials(location)}: no such directory",
+            f"Could not find project {strip_credentials(location)}: no such directory",
             hint="Give a local directory, a .zip, or a git URL (https://, ssh://, git@host:path).",
         )
     if _is_repo(path) and not (path / ".git").exists():
@@ -184,7 +185,7 @@ def _fetch_git(
     uri: str, url: str, sub: str | None, version: str | None, submodules: bool
 ) -> FetchedProject:
     cache, sha, branch = git.update_cache(url, version)
-    repo_url = git.strip_credentials(url)
+    repo_url = strip_credentials(url)
     with _workdir() as work:
         # origin is the remote (credentials stripped): relative submodule URLs resolve against it
         git.private_checkout(cache, sha, work, origin_url=repo_url)

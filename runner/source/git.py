@@ -11,15 +11,8 @@ from pathlib import Path
 
 from runner.errors import SourceError
 from runner.home import runner_home
-from runner.source.giturl import (  # re-exported: callers validate through runner.source.git
-    ALLOWED_SCHEMES,
-    USERINFO,
-    check_git_url,
-    check_uri_basics,
-    is_scp_like,
-    strip_credentials,
-    validate_version,
-)
+from runner.redact import strip_credentials
+from runner.source.giturl import USERINFO
 
 # `-c` beats every config file, so neither a repo nor a template can switch these back on.
 _SAFE_CONFIG = (
@@ -52,14 +45,6 @@ _HEX = re.compile(r"[0-9a-f]{4,40}")
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 NETWORK_TIMEOUT = 3600.0
 Completed = subprocess.CompletedProcess[bytes]
-__all__ = [
-    "ALLOWED_SCHEMES",
-    "check_git_url",
-    "check_uri_basics",
-    "is_scp_like",
-    "strip_credentials",
-    "validate_version",
-]
 
 
 class GitNotFound(SourceError):

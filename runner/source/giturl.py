@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 from runner.errors import SourceError
+from runner.redact import strip_credentials
 
 ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
@@ -75,17 +75,3 @@ def _user_host(url: str, shown: str) -> tuple[str | None, str]:
 
 def is_scp_like(url: str) -> bool:
     return "://" not in url and bool(_SCP.match(url)) and not url.startswith(("/", "."))
-
-
-def strip_credentials(url: str) -> str:
-    """Drop passwords and tokens; keep an ssh user name, which names the account, not a secret."""
-    if not _SCHEME.match(url):
-        return url
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return url
-    user = parts.username if parts.scheme.lower() in ("ssh", "git+ssh") else None
-    netloc = f"{user}@{host}" if user else host
-    return urlunsplit(parts._replace(netloc=netloc))

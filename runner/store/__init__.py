@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runner.backend import RunStatus
+from runner.status import RunStatus
 
 # (key, value, step, timestamp in ms since the epoch)
 Metric = tuple[str, float, int, int]

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from runner.backend import RunStatus
 from runner.errors import RunNotFound, StoreError
+from runner.status import RunStatus
 from runner.store import LiveRun, Metric, NewRun
 
 # Columns of ``runs`` in the order both implementations insert and select them.
@@ -75,7 +75,6 @@ MetricRow = tuple[str, str, float | None, int, int]
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_CREDENTIALS = re.compile(r"//[^/@]*@")
 _ADJECTIVES = (
     "amber", "brave", "calm", "clever", "crisp", "dapper", "eager", "fuzzy", "gentle", "glad",
     "honest", "jolly", "keen", "lively", "lucid", "merry", "nimble", "polite", "quiet", "rapid",
@@ -119,11 +118,6 @@ def dump_json(value: Mapping[str, Any]) -> str:
 def load_json(text: str) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(text)
     return value
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any ``user:password@`` replaced, fit for messages and logs."""
-    return _CREDENTIALS.sub("//***@", uri)
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

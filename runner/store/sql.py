@@ -22,8 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-from runner.backend import RunStatus
 from runner.errors import StoreError
+from runner.redact import redact_uri
+from runner.status import RunStatus
 from runner.store import LiveRun, Metric, NewRun, records, schema
 from runner.store.migrate import READ_OPTION, ensure_engine_schema, sqlite_path
 from runner.store.schema import experiments, latest_metrics, runs
@@ -35,11 +36,11 @@ def make_engine(uri: str) -> Engine:
         engine = create_engine(uri, pool_pre_ping=not uri.startswith("sqlite"))
     except ModuleNotFoundError as exc:
         raise StoreError(
-            f"the database driver for {records.redact_uri(uri)} is not installed ({exc.name})",
+            f"the database driver for {redact_uri(uri)} is not installed ({exc.name})",
             hint="install it, e.g. pip install 'psycopg[binary]' for postgresql+psycopg://",
         ) from exc
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise StoreError(f"unsupported tracking URI {records.redact_uri(uri)}: {exc}") from exc
+        raise StoreError(f"unsupported tracking URI {redact_uri(uri)}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
@@ -63,7 +64,7 @@ class SqlStore(records.RunUpdates):
     """Runs, params, tags and metrics in any database SQLAlchemy speaks to."""
 
     def __init__(self, uri: str) -> None:
-        self._where = records.redact_uri(uri)
+        self._where = redact_uri(uri)
         self._engine = make_engine(uri)
         sqlite = self._engine.dialect.name == "sqlite"
         # Same-millisecond runs: newest insert first on SQLite; PostgreSQL has no insertion order.

@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from runner.backend import RunStatus
 from runner.errors import StoreError
+from runner.status import RunStatus
 from runner.store import LiveRun, Metric, NewRun, records
 from runner.store.migrate import ensure_sqlite_schema
 

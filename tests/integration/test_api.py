@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import runner
-from runner.backend import RunStatus
 from runner.errors import ParameterError
+from runner.status import RunStatus
 from tests.helpers import write_project
 
 HELLO = Path(__file__).resolve().parents[2] / "sample_projects" / "hello"

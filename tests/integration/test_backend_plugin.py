@@ -12,7 +12,8 @@ HELLO = Path(__file__).resolve().parents[2] / "sample_projects" / "hello"
 TINY_BACKEND = '''
 """A tiny backend: runs the command locally but prefixes every output line."""
 import subprocess
-from runner.backend import ExitInfo, LogChunk, RunStatus
+from runner.backend import ExitInfo, LogChunk
+from runner.status import RunStatus
 
 
 class Handle:

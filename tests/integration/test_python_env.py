@@ -21,7 +21,7 @@ from runner.envs.cache import MARKER, env_dir
 from runner.envs.prepare import lease_env, prepare_env
 from runner.envs.python.uvcmd import uv_bin
 from runner.errors import EnvBuildError
-from runner.project.spec import EnvSpec, ProjectSpec
+from runner.project.records import EnvSpec, ProjectSpec
 from tests.helpers import run_cli, write_project
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -350,7 +350,7 @@ PREPARE = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from runner.envs.prepare import prepare_env
-    from runner.project.spec import EnvSpec, ProjectSpec
+    from runner.project.records import EnvSpec, ProjectSpec
     root = Path(sys.argv[1])
     spec = ProjectSpec(root, "p", EnvSpec(kind="python_env", file=root / "python_env.yaml"))
     prepared = prepare_env(spec, None)

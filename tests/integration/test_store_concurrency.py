@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.backend import RunStatus
+from runner.status import RunStatus
 from runner.store import NewRun, Store
 from runner.store.open import open_store
 
@@ -28,7 +28,7 @@ WORKER = textwrap.dedent(
     """
     import importlib, json, os, sys, time
     from pathlib import Path
-    from runner.backend import RunStatus
+    from runner.status import RunStatus
     from runner.store import NewRun
     from runner.store.open import open_store
     sqlalchemy = os.environ["RUNNER_STORE_IMPL"] == "sqlalchemy"

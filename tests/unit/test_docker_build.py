@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backends.docker import layers
-from backends.docker.args import map_docker_args, parse_docker_args
+from backends.docker.args import map_docker_args
 from backends.docker.backend import _exit_info
 from backends.docker.build import (
     CONFIG_SCHEMA,
@@ -32,9 +32,11 @@ from backends.docker.policy import (
     parse_volume,
     resolve_environment,
 )
-from runner.backend import LaunchRequest, RunStatus
+from runner.backend import LaunchRequest
 from runner.errors import BackendError
-from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.execution.plan import parse_docker_args
+from runner.project.records import DockerEnv, EnvSpec, ProjectSpec
+from runner.status import RunStatus
 
 SOCKETS = ["/run/docker.sock", "/var/run/docker.sock"]
 

@@ -19,7 +19,7 @@ from runner.envs.python.interpreters import _parse, discovery_path
 from runner.envs.python.lock import LOCK_NAME, Lock, parse_lock, read_committed_lock, write_lock
 from runner.envs.python.uvcmd import uv_bin, uv_env
 from runner.errors import EnvBuildError, SpecError
-from runner.project.spec import EnvSpec, ProjectSpec
+from runner.project.records import EnvSpec, ProjectSpec
 from tests.helpers import write_project
 
 LOCK_TEXT = """\

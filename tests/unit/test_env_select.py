@@ -8,7 +8,7 @@ import pytest
 
 from runner.envs.select import choose_manager
 from runner.errors import EnvBuildError, UsageError
-from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.records import DockerEnv, EnvSpec, ProjectSpec
 
 
 def project(kind: str) -> ProjectSpec:

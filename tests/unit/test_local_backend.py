@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from backends.local import LocalBackend
-from runner.backend import LaunchRequest, RunStatus, load_backend
-from runner.project.spec import EnvSpec, ProjectSpec
+from runner.backend import LaunchRequest, load_backend
+from runner.project.records import EnvSpec, ProjectSpec
+from runner.status import RunStatus
 
 
 def _request(tmp_path: Path, command: str, env: dict[str, str] | None = None) -> LaunchRequest:

@@ -19,7 +19,7 @@ from runner.project.params import (
     resolve_params,
     template_problems,
 )
-from runner.project.spec import EntryPoint, Parameter
+from runner.project.records import EntryPoint, Parameter
 
 GREETER = EntryPoint(
     "greeter",

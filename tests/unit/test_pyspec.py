@@ -15,7 +15,7 @@ from runner.envs.python.pyspec import (
     read_python_spec,
 )
 from runner.errors import SpecError
-from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.records import DockerEnv, EnvSpec, ProjectSpec
 from tests.helpers import write_project
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from runner.errors import SourceError
-from runner.source import git
+from runner.redact import strip_credentials
+from runner.source import git, giturl
 from runner.source.archive import member_path
 from runner.source.fetch import Provenance, classify, fetch_project, project_subdir, split_uri
 
@@ -49,7 +50,7 @@ def test_split_uri(uri: str, expected: tuple[str, str | None]) -> None:
 
 @pytest.mark.parametrize("version", ["main", "v1.2.3", "feature/x-y_z", "abc1234", "a" * 40])
 def test_valid_versions(version: str) -> None:
-    assert git.validate_version(version) is None  # accepted: no SourceError
+    assert giturl.validate_version(version) is None  # accepted: no SourceError
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_valid_versions(version: str) -> None:
 )  # fmt: skip
 def test_invalid_versions(version: str) -> None:
     with pytest.raises(SourceError) as exc:
-        git.validate_version(version)
+        giturl.validate_version(version)
     assert exc.value.message == f"invalid version {version!r}"
     assert exc.value.hint and "branch, tag or commit" in exc.value.hint
 
@@ -79,7 +80,7 @@ def test_invalid_version_is_refused_before_anything_else() -> None:
      "https://host/path%20with%2Fescapes", "ssh://git@[::1]/r.git"],
 )  # fmt: skip
 def test_accepted_git_urls(url: str) -> None:
-    assert git.check_git_url(url) is None  # accepted: no SourceError
+    assert giturl.check_git_url(url) is None  # accepted: no SourceError
     assert classify(url)[0] == "git"
 
 
@@ -108,7 +109,7 @@ REFUSED = [
 @pytest.mark.parametrize(("url", "message"), REFUSED)
 def test_refused_git_urls(url: str, message: str) -> None:
     with pytest.raises(SourceError) as exc:
-        git.check_git_url(url)
+        giturl.check_git_url(url)
     assert exc.value.message.startswith("refusing ")
     assert exc.value.message.endswith(message)
 
@@ -140,7 +141,7 @@ def test_refusal_messages_do_not_echo_credentials() -> None:
     ],
 )
 def test_strip_credentials(url: str, stripped: str) -> None:
-    assert git.strip_credentials(url) == stripped
+    assert strip_credentials(url) == stripped
 
 
 @pytest.mark.parametrize(

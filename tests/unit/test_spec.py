@@ -15,16 +15,15 @@ import pytest
 import runner.project.spec
 import runner.project.yamlsafe
 from runner.errors import SpecError
-from runner.project.spec import (
+from runner.project.records import (
     DockerBuild,
     DockerEnv,
     EntryPoint,
     EnvSpec,
     Parameter,
     ProjectSpec,
-    get_entry_point,
-    load_spec,
 )
+from runner.project.spec import get_entry_point, load_spec
 
 EXAMPLE = """
 name: example

@@ -17,8 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from runner.backend import RunStatus
 from runner.errors import RunNotFound, StoreError
+from runner.redact import redact_uri
+from runner.status import RunStatus
 from runner.store import NewRun, Store, records
 from runner.store.migrate import HEAD_REVISION, KNOWN_REVISIONS, SCRIPT_LOCATION
 from runner.store.open import open_store
@@ -402,7 +403,7 @@ def test_database_newer_than_runner(
 FAST_PATH = textwrap.dedent(
     """
     import sys
-    from runner.backend import RunStatus
+    from runner.status import RunStatus
     from runner.store import NewRun
     from runner.store.open import open_store
     store = open_store(sys.argv[1])
@@ -469,4 +470,4 @@ def test_iso_times_and_redaction() -> None:
     assert records.iso_utc(0) == "1970-01-01T00:00:00.000Z"
     assert records.iso_utc(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
     assert records.iso_utc(None) is None
-    assert records.redact_uri("postgresql://u:p@h/db") == "postgresql://***@h/db"
+    assert redact_uri("postgresql://u:p@h/db") == "postgresql://***@h/db"

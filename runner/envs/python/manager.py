@@ -23,7 +23,7 @@ from runner.envs.python.lock import LOCK_NAME, Lock, read_committed_lock
 from runner.envs.python.pyspec import PythonSpec, canonical_digest, read_python_spec
 
 if TYPE_CHECKING:
-    from runner.project.spec import ProjectSpec
+    from runner.project.records import ProjectSpec
 
 Progress = Callable[[str], None]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import SpecError
-from runner.project.spec import ProjectSpec
+from runner.project.records import ProjectSpec
 from runner.project.yamlsafe import YamlDoc, load_yaml, read_capped
 
 PYTHON_ENV_KEYS = ("python", "build_dependencies", "dependencies")

@@ -24,10 +24,11 @@ from backends.docker.backend import (
     reconcile_containers,
     stop_containers_of_runs,
 )
-from runner.backend import ExitInfo, LaunchRequest, RunStatus
+from runner.backend import ExitInfo, LaunchRequest
 from runner.envs import PreparedEnv
 from runner.errors import BackendError
-from runner.project.spec import DockerBuild, DockerEnv, EnvSpec, ProjectSpec
+from runner.project.records import DockerBuild, DockerEnv, EnvSpec, ProjectSpec
+from runner.status import RunStatus
 from tests.docker_images import ENV_KEY_PREFIX, PROJECT_PREFIX, RUN_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
@@ -425,7 +426,7 @@ import sys, time
 from pathlib import Path
 from backends.docker.backend import DockerBackend
 from runner.backend import LaunchRequest
-from runner.project.spec import DockerEnv, EnvSpec, ProjectSpec
+from runner.project.records import DockerEnv, EnvSpec, ProjectSpec
 root, image, run_id, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 spec = ProjectSpec(root, name, EnvSpec("docker_env", docker=DockerEnv(image)))
 request = LaunchRequest(run_id, "sleep 300", root, {}, spec)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle
-from runner.errors import EnvBuildError, RunnerError
+from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
 from runner.execution.ingest import JournalReader, ingest, tracking_pythonpath
 from runner.execution.interrupts import Cancelled, deferred, raise_pending
 from runner.execution.plan import Plan
@@ -28,6 +29,8 @@ Progress = Callable[[str], None]
 HEARTBEAT_SECONDS = 15.0
 INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
+CANCEL_WAIT_SECONDS = 30.0
+FINISH_RETRY_SECONDS = (0.05, 0.25, 1.0)  # pauses between attempts at the final write
 
 
 def submit(plan: Plan, store: Store) -> str:
@@ -61,22 +64,63 @@ def submit(plan: Plan, store: Store) -> str:
 def execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
     """Run a submitted plan to a terminal status; every path finalises the record once."""
     try:
+        raise_pending()  # a signal held back since submit: the run ends before anything starts
         info = _execute(run_id, plan, store, sink, progress)
-    except (KeyboardInterrupt, Cancelled):
-        info = ExitInfo(RunStatus.KILLED, None, "cancelled before the entry point finished")
-        store.finish_run(run_id, info.status, info.exit_code, info.reason)
+    except (KeyboardInterrupt, Cancelled) as exc:
+        _finalise(store, run_id, ExitInfo(RunStatus.KILLED, None, _cancel_reason(exc)))
         raise
     except RunnerError as exc:
         _save_build_log(run_id, exc)
-        store.finish_run(run_id, RunStatus.FAILED, None, exc.message)
+        _finalise(store, run_id, ExitInfo(RunStatus.FAILED, None, exc.message))
         raise
     except BaseException as exc:
-        store.finish_run(run_id, RunStatus.FAILED, None, f"internal error: {exc!r}")
+        _finalise(store, run_id, ExitInfo(RunStatus.FAILED, None, f"internal error: {exc!r}"))
         raise
     finally:
         _remove_paths(plan.cleanup_paths)
-    store.finish_run(run_id, info.status, info.exit_code, info.reason)
+    _finalise(store, run_id, info)
     return info
+
+
+def _cancel_reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) before the entry point finished"
+    return "cancelled before the entry point finished"
+
+
+def _finalise(store: Store, run_id: str, info: ExitInfo) -> None:
+    """Record how the run ended. A signal meanwhile is dropped: it would only cut the write
+    short, and the run it asks to stop has already ended."""
+    with deferred():
+        _record_end(store, run_id, info)
+    _drop_pending()
+
+
+def _record_end(store: Store, run_id: str, info: ExitInfo) -> None:
+    # a locked or momentarily full database must not leave a run RUNNING that has ended
+    for delay in (*FINISH_RETRY_SECONDS, None):
+        try:
+            store.finish_run(run_id, info.status, info.exit_code, info.reason)
+            return
+        except StoreError as exc:
+            if delay is None:
+                raise _unrecorded(run_id, info, exc) from exc
+            time.sleep(delay)
+
+
+def _unrecorded(run_id: str, info: ExitInfo, exc: StoreError) -> StoreError:
+    detail = f" ({info.reason})" if info.reason else ""
+    return StoreError(
+        f"run {run_id} ended {info.status.value}{detail} but its final status could not be "
+        f"recorded: {exc.message}",
+        hint="check that the tracking store is writable (disk space, locks); the run stays "
+        "RUNNING until a later runner command notices that this runner is gone",
+    )
+
+
+def _drop_pending() -> None:
+    with suppress(KeyboardInterrupt, Cancelled):
+        raise_pending()
 
 
 def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
@@ -87,7 +131,16 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
         with _watchdog(store, run_id, journal):
             return _prepare_and_launch(run_id, plan, store, sink, progress)
     finally:
-        ingest(store, run_id, journal)  # after the watchdog stopped: one reader at a time
+        _ingest_last(store, run_id, journal, progress)
+
+
+def _ingest_last(store: Store, run_id: str, journal: JournalReader, progress: Progress) -> None:
+    """After the watchdog stopped (one reader at a time); a store error here must not change
+    how the run ended."""
+    try:
+        ingest(store, run_id, journal)
+    except RunnerError as exc:
+        progress(f"warning: what the entry point logged last could not be recorded: {exc.message}")
 
 
 def _prepare_and_launch(
@@ -146,20 +199,40 @@ def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -
 
 
 def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
-    """Stream output to the sink and the log artifact; on ^C or SIGTERM cancel the handle."""
-    log_path = run_artifacts_dir(run_id) / LOG_FILE
+    """Stream output to the sink and the log artifact; on ^C, SIGTERM or any error, stop the
+    handle: a run recorded KILLED or FAILED must not go on running."""
     try:
         raise_pending()
-        with open(log_path, "ab") as log:
-            for chunk in handle.logs():
-                log.write(chunk.data)
-                log.flush()
-                sink(chunk)
-        return handle.wait()
-    except (KeyboardInterrupt, Cancelled):
-        handle.cancel()
-        handle.wait(timeout=30)
+        _stream(handle, run_artifacts_dir(run_id) / LOG_FILE, sink)
+        return _ended(handle.wait())
+    except BaseException:
+        _stop(handle)
         raise
+
+
+def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> None:
+    with open(log_path, "ab") as log:
+        for chunk in handle.logs():
+            log.write(chunk.data)
+            log.flush()
+            sink(chunk)
+
+
+def _ended(info: ExitInfo) -> ExitInfo:
+    """wait() without a timeout returns how the run ended; anything else is a backend bug."""
+    if not info.status.is_terminal:
+        raise BackendError(
+            f"the backend's wait() returned {info.status.value} instead of how the run ended"
+        )
+    return info
+
+
+def _stop(handle: RunHandle) -> None:
+    """Cancel and wait; a second ^C must not cut this short and orphan the container."""
+    with deferred():
+        handle.cancel()
+        handle.wait(timeout=CANCEL_WAIT_SECONDS)
+    _drop_pending()
 
 
 def _remove_paths(paths: tuple[Path, ...]) -> None:

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
-from runner.backend import ExitInfo, LaunchRequest, LogChunk
+from runner.backend import BaseBackend, ExitInfo, LogChunk, Prepared
 from runner.errors import BackendError
 from runner.status import RunStatus
 
@@ -121,20 +121,17 @@ class LocalRunHandle:
             os.killpg(self._proc.pid, sig)
 
 
-class LocalBackend:
-    """Runs ``bash -c <command>`` in the project directory, in its own process group."""
+class LocalBackend(BaseBackend):
+    """Runs ``bash -c <command>`` in the project directory, in its own process group.
+
+    Its runs live only as long as their runner process, so it keeps the default ``attach``
+    (refused) and ``reconcile`` (a run whose runner died is lost).
+    """
 
     name = "local"
-    config_schema: Mapping[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {},
-    }
 
-    def prepare(self, request: LaunchRequest) -> Mapping[str, str]:
-        return {}
-
-    def launch(self, request: LaunchRequest) -> LocalRunHandle:
+    def launch(self, prepared: Prepared) -> LocalRunHandle:
+        request = prepared.request
         try:
             proc = subprocess.Popen(
                 ["bash", "-c", request.command],

@@ -1,9 +1,35 @@
-"""The Backend protocol, the launch request, run handles and the entry-point registry."""
+"""The backend seam: what a backend must implement, what it inherits, and how it is found.
+
+A backend decides where a run's entry point executes (this machine, a container, a cluster).
+It never writes the tracking store and never prints: it returns facts and handles, and the
+orchestrator (``runner/execution/``) records them.
+
+A new backend subclasses ``BaseBackend`` and registers under the ``runner.backends``
+entry-point group. It MUST implement:
+
+- ``name`` and ``launch(prepared) -> RunHandle``.
+
+It INHERITS defaults it may override:
+
+- ``config_schema``: JSON Schema of ``-c/--backend-config`` (default: no keys allowed).
+- ``builds_environment``: True when the backend installs the locked environment itself (into
+  an image, say), so the host only locks it (default False: the host builds it).
+- ``runs_images``: True when it can run an image-only environment (``docker_env``).
+- ``tracking``: how entry points reach their run, ``"journal"`` (a file the runner ingests;
+  the host's artifacts directory must be visible to the entry point) or ``"http"`` (a
+  tracking server, for runs on other machines).
+- ``preflight(spec, config)``: cheap checks before a run is recorded (default: none).
+- ``prepare(request) -> Prepared``: build or reuse what ``launch`` needs (default: nothing).
+- For runs that outlive the runner process (a container engine or a cluster keeps them):
+  ``attach(ref) -> RunHandle`` re-opens a recorded run from any process (default: refused),
+  and ``reconcile(refs)`` tells what became of runs whose runner process is gone (default:
+  nothing is known, so the orchestrator marks them lost).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -16,6 +42,8 @@ if TYPE_CHECKING:
     from runner.project.records import ProjectSpec
 
 ENTRY_POINT_GROUP = "runner.backends"
+Transport = Literal["journal", "http"]
+NO_CONFIG: Mapping[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +58,9 @@ class LaunchRequest:
 
     ``command`` is the rendered shell line (values already quoted); backends run it with
     ``bash -c`` (or ``sh -c`` where bash is absent) so pipes and ``&&`` behave as in MLflow.
-    ``env`` holds only the variables the run adds (RUNNER_RUN_ID, PATH of the environment...);
-    a local backend layers them over its own environment, a container backend passes only these.
+    ``env`` holds only the variables the run adds (RUNNER_RUN_ID, PATH of the environment, the
+    tracking transport...); a local backend layers them over its own environment, a container
+    backend passes only these.
     """
 
     run_id: str
@@ -48,12 +77,39 @@ class LaunchRequest:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` made ready for ``launch``: the request and the facts to record on the
+    run (``{"image_id": ...}``). Backends subclass it to carry their own state (an API client,
+    an image reference), so nothing is kept inside the backend keyed by run id."""
+
+    request: LaunchRequest
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A recorded run as a backend sees it when re-opening or reconciling it (no store access)."""
+
+    run_id: str
+    status: RunStatus
+    config: Mapping[str, Any]  # the backend config the run was launched with
+    artifacts_dir: Path
+
+
+@dataclass(frozen=True)
 class ExitInfo:
     """How a run's process ended: its status and, when known, exit code and reason."""
 
     status: RunStatus
     exit_code: int | None = None
     reason: str | None = None
+
+
+# What ``reconcile`` says of one run: an ExitInfo with a terminal status (it ended: record
+# it), with RUNNING (still running where the backend runs it: it stays live and re-attachable),
+# or LOST (the backend knows nothing more: the orchestrator marks it FAILED, runner lost).
+LOST = None
+Verdict = ExitInfo | None
 
 
 @runtime_checkable
@@ -79,25 +135,52 @@ class RunHandle(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Where a run executes. Backends never write to the store and never print.
-
-    ``prepare`` builds or reuses what the backend needs (an image, say) and returns facts to
-    record on the run (``{"image_id": ...}``); ``launch`` starts the entry point. Both raise
-    ``runner.errors`` types. ``config_schema`` is a JSON Schema for ``-c/--backend-config``.
-
-    A backend that sets ``builds_environment = True`` gets the environment locked but not
-    built on the host (``LaunchRequest.environment`` has the lock and key, no prefix).
-
-    A backend may also define ``preflight(spec, config) -> None``: cheap checks (is the daemon
-    reachable, are the host variables set) that raise ``BackendError`` before a run is recorded.
-    """
+    """Where a run executes; ``BaseBackend`` gives the defaults (see the module docstring)."""
 
     name: str
     config_schema: Mapping[str, Any]
+    builds_environment: bool
+    runs_images: bool
+    tracking: Transport
 
-    def prepare(self, request: LaunchRequest) -> Mapping[str, str]: ...
+    def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None: ...
 
-    def launch(self, request: LaunchRequest) -> RunHandle: ...
+    def prepare(self, request: LaunchRequest) -> Prepared: ...
+
+    def launch(self, prepared: Prepared) -> RunHandle: ...
+
+    def attach(self, ref: RunRef) -> RunHandle: ...
+
+    def reconcile(self, refs: Sequence[RunRef]) -> dict[str, Verdict]: ...
+
+
+class BaseBackend:
+    """Defaults for every member but ``name`` and ``launch``."""
+
+    name = "base"
+    config_schema: Mapping[str, Any] = NO_CONFIG
+    builds_environment = False
+    runs_images = False
+    tracking: Transport = "journal"
+
+    def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:
+        """Nothing to check before a run is recorded."""
+
+    def prepare(self, request: LaunchRequest) -> Prepared:
+        return Prepared(request)
+
+    def launch(self, prepared: Prepared) -> RunHandle:
+        raise NotImplementedError(f"backend {self.name!r} does not implement launch()")
+
+    def attach(self, ref: RunRef) -> RunHandle:
+        raise BackendError(
+            f"run {ref.run_id} cannot be re-attached: backend {self.name!r} runs entry points "
+            "only while their runner process lives"
+        )
+
+    def reconcile(self, refs: Sequence[RunRef]) -> dict[str, Verdict]:
+        """Runs whose runner died are lost: nothing outside the runner kept them."""
+        return dict.fromkeys((ref.run_id for ref in refs), LOST)
 
 
 @functools.cache
@@ -125,5 +208,8 @@ def load_backend(name: str) -> Backend:
         raise BackendError(f"backend {name!r} failed to load: {exc}") from exc
     backend = factory()
     if not isinstance(backend, Backend):
-        raise BackendError(f"backend {name!r} does not implement the runner Backend protocol")
+        raise BackendError(
+            f"backend {name!r} does not implement the runner Backend protocol",
+            hint="subclass runner.backend.BaseBackend and implement name and launch()",
+        )
     return backend

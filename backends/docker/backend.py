@@ -8,14 +8,23 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from backends.docker.build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
 from backends.docker.client import api_errors, connect, root_cause
 from backends.docker.image import ImageBuilder
-from runner.backend import ExitInfo, LaunchRequest, LogChunk
+from runner.backend import (
+    LOST,
+    BaseBackend,
+    ExitInfo,
+    LaunchRequest,
+    LogChunk,
+    Prepared,
+    RunRef,
+    Verdict,
+)
 from runner.errors import BackendError
 from runner.project.records import ProjectSpec
 from runner.status import RunStatus
@@ -139,22 +148,21 @@ def start_container(
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    client: Any
-    image: str
-    options: Mapping[str, Any]
-    config: Mapping[str, Any]
+class DockerPrepared(Prepared):
+    """The run image is built and the container options checked; ``launch`` only starts it."""
+
+    client: Any = None
+    image: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
-class DockerBackend:
+class DockerBackend(BaseBackend):
     """Runs the entry point in a container; images are layered and reused by content."""
 
     name = "docker"
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
     builds_environment = True  # the lock is installed into an image layer, not a host venv
-
-    def __init__(self) -> None:
-        self._prepared: dict[str, _Prepared] = {}
+    runs_images = True
 
     def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:
         """Refuse before a run exists: bad mounts or variables, or no daemon answering."""
@@ -162,24 +170,26 @@ class DockerBackend:
         container_options(probe, os.environ)
         connect(config).close()
 
-    def prepare(self, request: LaunchRequest) -> Mapping[str, str]:
+    def prepare(self, request: LaunchRequest) -> DockerPrepared:
         # the pure checks come first: a refused mount or env var builds nothing
         options = container_options(request, os.environ)
         client = connect(request.config)
         with api_errors("preparing the image"):
             builder = ImageBuilder(client, request.config.get("build_timeout", 3600))
             facts = builder.run_image(request)
-        prepared = _Prepared(client, facts["image"], options, request.config)
-        self._prepared[request.run_id] = prepared
-        return facts
+        return DockerPrepared(request, facts, client, facts["image"], options)
 
-    def launch(self, request: LaunchRequest) -> DockerRunHandle:
-        if request.run_id not in self._prepared:
-            self.prepare(request)
-        prepared = self._prepared.pop(request.run_id)
-        streamer = connect(prepared.config, streaming=True)
+    def launch(self, prepared: Prepared) -> DockerRunHandle:
+        if not isinstance(prepared, DockerPrepared):
+            prepared = self.prepare(prepared.request)
+        streamer = connect(prepared.request.config, streaming=True)
         with api_errors("starting the container"):
             return start_container(prepared.client, streamer, prepared.image, prepared.options)
+
+    def reconcile(self, refs: Sequence[RunRef]) -> dict[str, Verdict]:
+        """A container whose runner died is stopped and removed: nobody streams its output or
+        ingests its journal any more. One that had already exited keeps its real exit code."""
+        return reconcile_runs([ref.run_id for ref in refs])
 
 
 def _managed(client: Any, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -207,29 +217,27 @@ def find_container(run_id: str, client: Any = None) -> str | None:
     return str(found[0]["Id"]) if found else None
 
 
-def reconcile_containers(
-    live_run_ids: set[str], client: Any = None, grace: float = 5.0
-) -> list[str]:
-    """Stop and remove managed containers whose run is not live; returns those run ids."""
-    client = client or connect()
-    ended = []
-    for container in _managed(client):
-        run_id = _run_id_of(container)
-        if run_id and run_id not in live_run_ids:
-            _stop_and_remove(client, container["Id"], grace)
-            ended.append(run_id)
-    return ended
 
-
-def stop_containers_of_runs(run_ids: set[str], grace: float = 5.0) -> list[str]:
-    """Stop and remove the containers of runs whose runner died; quiet if no daemon answers."""
+def reconcile_runs(run_ids: Sequence[str], grace: float = 5.0) -> dict[str, Verdict]:
+    """What became of the containers of runs whose runner died; quiet if no daemon answers."""
+    verdicts: dict[str, Verdict] = dict.fromkeys(run_ids, LOST)
     try:
         client = connect()
     except BackendError:
-        return []  # nothing can be running on a daemon that is down
-    stopped = []
+        return verdicts  # nothing can be running on a daemon that is down
     for run_id in sorted(run_ids):
         for container in _managed(client, run_id):
+            verdicts[run_id] = _ended(container)
             _stop_and_remove(client, container["Id"], grace)
-            stopped.append(run_id)
-    return stopped
+    return verdicts
+
+
+def _ended(container: Mapping[str, Any]) -> Verdict:
+    """The real outcome of a container that exited on its own; LOST for one still running."""
+    if container.get("State") != "exited":
+        return LOST
+    status = str(container.get("Status", ""))  # "Exited (3) 2 seconds ago"
+    code = status.partition("(")[2].partition(")")[0]
+    if not code.lstrip("-").isdigit():
+        return LOST
+    return _exit_info(int(code), cancelled=False, oom=False, lost=None)

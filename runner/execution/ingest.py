@@ -1,4 +1,5 @@
-"""Moves what an entry point logged (its tracking.jsonl journal) into the tracking store."""
+"""How an entry point reaches its run (the transport variables), and moving what it logged to a
+journal (tracking.jsonl) into the tracking store."""
 
 from __future__ import annotations
 
@@ -7,12 +8,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.atomic import copy_atomically
-from runner.errors import StoreError
-from runner.home import run_artifacts_dir, runner_home
+from runner.errors import BackendError, StoreError
+from runner.home import run_artifacts_dir, runner_home, tracking_uri
 from runner.tracking import JOURNAL
 
 if TYPE_CHECKING:
+    from runner.backend import Transport
     from runner.store import Metric, Store
+
+
+def run_variables(run_id: str, experiment: str, transport: Transport) -> dict[str, str]:
+    """What every entry point gets to log into its own run over ``transport``.
+
+    ``journal``: a file in the run's artifacts directory that the runner ingests (the backend
+    makes that directory visible to the entry point). ``http``: the tracking server itself.
+    """
+    variables = {
+        "RUNNER_RUN_ID": run_id,
+        "RUNNER_TRACKING_URI": tracking_uri(),
+        "RUNNER_EXPERIMENT": experiment,
+        "RUNNER_TRACKING_TRANSPORT": transport,
+    }
+    if transport == "journal":
+        variables["RUNNER_ARTIFACTS_DIR"] = str(run_artifacts_dir(run_id))
+    return variables
+
+
+def check_transport(backend: str, transport: Transport) -> None:
+    """An entry point that logs over HTTP needs a tracking server, not a database URL."""
+    if transport == "http" and not tracking_uri().startswith(("http://", "https://")):
+        raise BackendError(
+            f"backend {backend!r} runs entry points on other machines, which log to their run "
+            "over HTTP: RUNNER_TRACKING_URI must name a tracking server (http://...)",
+            hint="start one with `runner server` and set RUNNER_TRACKING_URI to its URL",
+        )
 
 
 def tracking_pythonpath() -> str:

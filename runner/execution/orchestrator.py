@@ -11,17 +11,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle
+from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transport
 from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
-from runner.execution.ingest import JournalReader, ingest, tracking_pythonpath
+from runner.execution.ingest import JournalReader, ingest, run_variables, tracking_pythonpath
 from runner.execution.interrupts import Cancelled, deferred, raise_pending
 from runner.execution.plan import Plan
-from runner.home import run_artifacts_dir, tracking_uri
+from runner.home import run_artifacts_dir
 from runner.procinfo import process_start_time
 from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv
+    from runner.project.records import ProjectSpec
     from runner.store import Store
 
 LogSink = Callable[[LogChunk], None]
@@ -152,38 +153,37 @@ def _prepare_and_launch(
 
     spec = plan.spec or load_spec(plan.project_dir)
     backend = load_backend(plan.backend)
-    # a backend that installs the lock itself (a container image) needs no local venv
-    build_here = not getattr(backend, "builds_environment", False)
-    prepared = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
-    for warning in prepared.warnings:
+    # a backend that installs the lock itself (a container image) needs no local env
+    build_here = not backend.builds_environment
+    environment = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
+    for warning in environment.warnings:
         progress(f"warning: {warning}")
-    with lease_env(prepared, run_id=run_id):
-        request = _launch_request(run_id, plan, spec, prepared)
-        facts = backend.prepare(request)
-        store.update_run(run_id, environment=_environment_record(prepared, facts))
+    with lease_env(environment, run_id=run_id):
+        request = _launch_request(run_id, plan, spec, environment, backend.tracking)
+        prepared = backend.prepare(request)
+        store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
-            handle = backend.launch(request)
+            handle = backend.launch(prepared)
         return _follow(handle, run_id, sink)
 
 
-def _environment_record(prepared: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
+def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
     """What the run records about its environment; build warnings are kept with it."""
-    record = {**prepared.record(), **facts}
-    if prepared.warnings:
-        record["warnings"] = list(prepared.warnings)
+    record = {**environment.record(), **facts}
+    if environment.warnings:
+        record["warnings"] = list(environment.warnings)
     return record
 
 
-def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -> LaunchRequest:
+def _launch_request(
+    run_id: str, plan: Plan, spec: ProjectSpec, environment: PreparedEnv, transport: Transport
+) -> LaunchRequest:
     env = {
-        "RUNNER_RUN_ID": run_id,
-        "RUNNER_TRACKING_URI": tracking_uri(),
-        "RUNNER_EXPERIMENT": plan.experiment,
-        "RUNNER_ARTIFACTS_DIR": str(run_artifacts_dir(run_id)),
+        **run_variables(run_id, plan.experiment, transport),
         "PYTHONPATH": os.pathsep.join(
             filter(None, [tracking_pythonpath(), os.environ.get("PYTHONPATH")])
         ),
-        **prepared.env_vars(os.environ.get("PATH", "")),
+        **environment.env_vars(os.environ.get("PATH", "")),
     }
     return LaunchRequest(
         run_id=run_id,
@@ -191,7 +191,7 @@ def _launch_request(run_id: str, plan: Plan, spec: Any, prepared: PreparedEnv) -
         work_dir=plan.project_dir,
         env=env,
         spec=spec,
-        environment=prepared,
+        environment=environment,
         config=plan.backend_config,
         run_name=plan.run_name or "",
         input_paths=plan.input_paths,

@@ -25,7 +25,7 @@ class RunRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None
     env_manager: str | None = None
-    backend: str | None = None  # None: docker for docker_env projects, else local
+    backend: str | None = None  # None: the env manager's backend (docker_env: docker), else local
     backend_config: Mapping[str, Any] = field(default_factory=dict)
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
@@ -93,7 +93,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     entry = get_entry_point(spec, request.entry_point)
     resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
     manager = choose_manager(spec, request.env_manager)
-    backend = choose_backend(request.backend, manager)
+    backend = choose_backend(request.backend, manager, spec.env.kind)
     validate_backend(backend, request.backend_config, spec)
     return Plan(
         project_dir=fetched.project_dir,
@@ -114,28 +114,39 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     )
 
 
-def choose_backend(requested: str | None, manager: str) -> str:
-    """A docker_env project runs in a container, as in MLflow; other projects default to local."""
+def choose_backend(requested: str | None, manager: str, kind: str) -> str:
+    """The environment manager's own backend when it has one (a docker_env project runs in a
+    container, as in MLflow), else local; a requested backend must be able to run the env."""
+    from runner.envs.select import default_backend
+
+    default = default_backend(manager)
     if requested is None:
-        return "docker" if manager == "docker" else "local"
-    if manager == "docker" and requested == "local":
+        return default or "local"
+    if default is not None and requested != default and not _runs_images(requested):
         raise BackendError(
-            "this project has a docker_env: it runs on a container backend, not 'local'",
-            hint="drop -b local (docker is chosen for docker_env projects), or use -b docker",
+            f"this project has a {kind}: it runs on a container backend, not {requested!r}",
+            hint=f"drop -b {requested} ({default} is chosen for {kind} projects), "
+            f"or use -b {default}",
         )
     return requested
 
 
-def validate_backend(name: str, config: Mapping[str, Any], spec: ProjectSpec) -> None:
-    """Unknown backends, invalid configs and failed preflight checks refuse the run before it
-    exists (e.g. an unreachable Docker daemon or a missing host variable)."""
+def _runs_images(name: str) -> bool:
     from runner.backend import load_backend
+
+    return load_backend(name).runs_images
+
+
+def validate_backend(name: str, config: Mapping[str, Any], spec: ProjectSpec) -> None:
+    """Unknown backends, invalid configs, a transport the store cannot serve and failed
+    preflight checks refuse the run before it exists (e.g. an unreachable Docker daemon)."""
+    from runner.backend import load_backend
+    from runner.execution.ingest import check_transport
 
     backend = load_backend(name)
     _check_config(name, backend.config_schema, config)
-    preflight = getattr(backend, "preflight", None)  # optional member of the protocol
-    if preflight is not None:
-        preflight(spec, config)
+    check_transport(name, backend.tracking)
+    backend.preflight(spec, config)
 
 
 def _check_config(name: str, schema: Mapping[str, Any], config: Mapping[str, Any]) -> None:

@@ -1,11 +1,22 @@
-"""Runs whose runner process died are found and ended FAILED by the next command."""
+"""Runs whose runner process is gone: their backend says what became of them; we record it.
+
+Bounded work per command: the runner processes of this host are checked once each (not once per
+run), other hosts' runs only when their heartbeat is stale, and runs a backend kept alive after
+their runner went away are asked about in one batch per backend, at most once per interval.
+"""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.backend import LOST, ExitInfo, RunRef, Verdict, load_backend
+from runner.errors import RunnerError
+from runner.home import run_artifacts_dir
 from runner.procinfo import is_alive
 from runner.status import RunStatus
 
@@ -14,16 +25,16 @@ if TYPE_CHECKING:
 
 # A runner on another host beats every 15 s; four missed beats means it is gone.
 STALE_HEARTBEAT_MS = 60_000
+# Runs kept alive by a backend are asked about at most this often, in one batch per backend.
+BACKEND_POLL_SECONDS = 30.0
+BACKEND_BATCH = 1000
 
 
 def reconcile(store: Store) -> list[str]:
-    """Mark FAILED every live run whose runner is gone; returns their ids."""
-    host = socket.gethostname()
-    now_ms = int(time.time() * 1000)
-    lost = [run for run in store.live_runs() if _runner_gone(run, host, now_ms)]
-    ended = [run.run_id for run in lost if _mark_lost(store, run)]
-    _stop_orphaned_containers(lost)
-    return ended
+    """Record what became of every run whose runner died; returns the ids that ended."""
+    host, now_ms = socket.gethostname(), int(time.time() * 1000)
+    orphaned = [run for run in store.live_runs() if _runner_gone(run, host, now_ms)]
+    return _settle(store, orphaned, released=False)
 
 
 def _runner_gone(run: LiveRun, host: str, now_ms: int) -> bool:
@@ -34,18 +45,62 @@ def _runner_gone(run: LiveRun, host: str, now_ms: int) -> bool:
     return run.heartbeat_ms is not None and now_ms - run.heartbeat_ms > STALE_HEARTBEAT_MS
 
 
-def _mark_lost(store: Store, run: LiveRun) -> bool:
-    reason = f"runner process {run.runner_pid} on {run.runner_host} died (runner_lost)"
-    return store.finish_run(run.run_id, RunStatus.FAILED, None, reason)
 
 
-def _stop_orphaned_containers(lost: list[LiveRun]) -> None:
-    """Containers of lost docker runs are stopped; the docker SDK is imported only if needed."""
-    run_ids = {run.run_id for run in lost if run.backend == "docker"}
-    if not run_ids:
-        return
+def _settle(store: Store, runs: Sequence[LiveRun], *, released: bool) -> list[str]:
+    ended: list[str] = []
+    for backend, group in _by_backend(runs).items():
+        verdicts = _ask(backend, group)
+        for run in group:
+            if _apply(store, run, verdicts.get(run.run_id, LOST), released):
+                ended.append(run.run_id)
+    return ended
+
+
+def _by_backend(runs: Iterable[LiveRun]) -> dict[str, list[LiveRun]]:
+    groups: dict[str, list[LiveRun]] = {}
+    for run in runs:
+        groups.setdefault(run.backend, []).append(run)
+    return groups
+
+
+def _ask(backend_name: str, runs: Sequence[LiveRun]) -> dict[str, Verdict]:
+    """The backend's verdicts; a backend that is gone or fails knows nothing (all lost)."""
     try:
-        from backends.docker.backend import stop_containers_of_runs
-    except ImportError:
-        return
-    stop_containers_of_runs(run_ids)
+        return load_backend(backend_name).reconcile([ref_of(run) for run in runs])
+    except RunnerError:
+        return {}
+
+
+def ref_of(run: LiveRun) -> RunRef:
+    """What a backend is told about a recorded run: id, status, its config, its artifacts."""
+    artifacts = run_artifacts_dir(run.run_id)
+    return RunRef(run.run_id, run.status, _launch_config(artifacts / "plan.json"), artifacts)
+
+
+def _launch_config(plan_file: Path) -> dict[str, object]:
+    try:
+        with open(plan_file, encoding="utf-8") as f:
+            config = json.load(f).get("backend_config") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _apply(store: Store, run: LiveRun, verdict: Verdict, released: bool) -> bool:
+    """Record one verdict; True when the run ended."""
+    if verdict is LOST:
+        return store.finish_run(run.run_id, RunStatus.FAILED, None, _lost_reason(run, released))
+    if not verdict.status.is_terminal:
+        return False  # the backend keeps it running
+    return _finish(store, run.run_id, verdict)
+
+
+def _finish(store: Store, run_id: str, info: ExitInfo) -> bool:
+    return store.finish_run(run_id, info.status, info.exit_code, info.reason)
+
+
+def _lost_reason(run: LiveRun, released: bool) -> str:
+    if released:
+        return f"its {run.backend} job is gone and its outcome unknown (runner_lost)"
+    return f"runner process {run.runner_pid} on {run.runner_host} died (runner_lost)"

@@ -12,7 +12,7 @@ HELLO = Path(__file__).resolve().parents[2] / "sample_projects" / "hello"
 TINY_BACKEND = '''
 """A tiny backend: runs the command locally but prefixes every output line."""
 import subprocess
-from runner.backend import ExitInfo, LogChunk
+from runner.backend import BaseBackend, ExitInfo, LogChunk, Prepared
 from runner.status import RunStatus
 
 
@@ -35,15 +35,16 @@ class Handle:
         self.proc.terminate()
 
 
-class TinyBackend:
+class TinyBackend(BaseBackend):
     name = "tiny"
     config_schema = {"type": "object", "properties": {"tag": {"type": "string"}},
                      "additionalProperties": False}
 
     def prepare(self, request):
-        return {"tiny_tag": request.config.get("tag", "none")}
+        return Prepared(request, {"tiny_tag": request.config.get("tag", "none")})
 
-    def launch(self, request):
+    def launch(self, prepared):
+        request = prepared.request
         env = {**__import__("os").environ, **request.env}
         proc = subprocess.Popen(["bash", "-c", request.command], cwd=request.work_dir,
                                 env=env, stdout=subprocess.PIPE)

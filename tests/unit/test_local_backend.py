@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from backends.local import LocalBackend
+from backends.local import LocalBackend, LocalRunHandle
 from runner.backend import LaunchRequest, load_backend
 from runner.project.records import EnvSpec, ProjectSpec
 from runner.status import RunStatus
@@ -14,6 +14,11 @@ from runner.status import RunStatus
 def _request(tmp_path: Path, command: str, env: dict[str, str] | None = None) -> LaunchRequest:
     spec = ProjectSpec(root=tmp_path, name="t", env=EnvSpec(kind="system"))
     return LaunchRequest(run_id="r1", command=command, work_dir=tmp_path, env=env or {}, spec=spec)
+
+
+def _launch(request: LaunchRequest) -> LocalRunHandle:
+    backend = LocalBackend()
+    return backend.launch(backend.prepare(request))
 
 
 def _collect(handle) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
@@ -31,7 +36,7 @@ def test_registered_under_its_name() -> None:
 
 
 def test_streams_both_outputs_and_finishes(tmp_path: Path) -> None:
-    handle = LocalBackend().launch(_request(tmp_path, "echo out; echo err >&2; pwd"))
+    handle = _launch(_request(tmp_path, "echo out; echo err >&2; pwd"))
     out, err = _collect(handle)
     info = handle.wait()
     assert out.decode().splitlines() == ["out", str(tmp_path)]
@@ -40,7 +45,7 @@ def test_streams_both_outputs_and_finishes(tmp_path: Path) -> None:
 
 
 def test_exit_code_is_failed_with_reason(tmp_path: Path) -> None:
-    handle = LocalBackend().launch(_request(tmp_path, "exit 3"))
+    handle = _launch(_request(tmp_path, "exit 3"))
     _collect(handle)
     info = handle.wait()
     assert (info.status, info.exit_code) == (RunStatus.FAILED, 3)
@@ -48,7 +53,7 @@ def test_exit_code_is_failed_with_reason(tmp_path: Path) -> None:
 
 
 def test_killed_by_signal_is_failed(tmp_path: Path) -> None:
-    handle = LocalBackend().launch(_request(tmp_path, "kill -9 $$"))
+    handle = _launch(_request(tmp_path, "kill -9 $$"))
     _collect(handle)
     info = handle.wait()
     assert info.status is RunStatus.FAILED
@@ -56,7 +61,7 @@ def test_killed_by_signal_is_failed(tmp_path: Path) -> None:
 
 
 def test_run_env_is_layered_over_the_parent_env(tmp_path: Path) -> None:
-    handle = LocalBackend().launch(
+    handle = _launch(
         _request(tmp_path, 'echo "$RUNNER_RUN_ID:$HOME"', {"RUNNER_RUN_ID": "abc"})
     )
     out, _ = _collect(handle)
@@ -65,7 +70,7 @@ def test_run_env_is_layered_over_the_parent_env(tmp_path: Path) -> None:
 
 def test_cancel_terminates_the_process_group(tmp_path: Path) -> None:
     marker = tmp_path / "survived"
-    handle = LocalBackend().launch(
+    handle = _launch(
         _request(tmp_path, f"(sleep 2; touch {marker}) & sleep 60; wait")
     )
     time.sleep(0.3)
@@ -79,7 +84,7 @@ def test_cancel_terminates_the_process_group(tmp_path: Path) -> None:
 
 
 def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
-    handle = LocalBackend().launch(_request(tmp_path, "trap '' TERM; sleep 60"))
+    handle = _launch(_request(tmp_path, "trap '' TERM; sleep 60"))
     time.sleep(0.3)
     started = time.monotonic()
     handle.cancel(grace=0.5)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -60,7 +65,7 @@ def test_outside_a_run_nothing_is_written(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("RUNNER_RUN_ID", raising=False)
-    monkeypatch.setattr(tracking, "_warned", False)
+    monkeypatch.setattr(tracking, "_warned", set())
     tracking.log_metric("x", 1)
     assert "not inside a runner run" in capsys.readouterr().err
 
@@ -100,3 +105,103 @@ def test_a_contradicting_param_becomes_a_warning_tag(in_run: Path) -> None:
     store = Strict()
     ingest(store, "r1", JournalReader("r1"))  # type: ignore[arg-type]
     assert store.tags == {"runner.ingest_warning": "param 'alpha' cannot be changed"}
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A tracking server stand-in on 127.0.0.1 that keeps every request it is sent."""
+
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def _take(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append((self.command, self.path, body))
+        self.send_response(204)
+        self.end_headers()
+
+    do_POST = do_PUT = _take
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def http_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, bytes]]]:
+    _Recorder.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("RUNNER_RUN_ID", "r/1")
+    monkeypatch.setenv("RUNNER_TRACKING_TRANSPORT", "http")
+    monkeypatch.setenv("RUNNER_TRACKING_URI", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.delenv("RUNNER_ARTIFACTS_DIR", raising=False)
+    yield _Recorder.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_transport_posts_journal_records_with_unique_ids(
+    http_run: list[tuple[str, str, bytes]],
+) -> None:
+    tracking.log_metric("loss", 0.5, step=2, timestamp=10)
+    tracking.log_param("seed", 7)
+    assert [(method, path) for method, path, _ in http_run] == [
+        ("POST", "/api/runs/r%2F1/journal"),
+        ("POST", "/api/runs/r%2F1/journal"),
+    ]
+    first, second = (json.loads(body)["records"][0] for _, _, body in http_run)
+    assert first.pop("id") != second.pop("id")
+    assert first == {"t": "metric", "key": "loss", "value": 0.5, "step": 2, "ts": 10}
+    assert second == {"t": "param", "key": "seed", "value": "7"}
+
+
+def test_http_transport_uploads_artifacts(
+    http_run: list[tuple[str, str, bytes]], tmp_path: Path
+) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"w")
+    assert tracking.log_artifact(tmp_path / "model", "out") is None
+    assert http_run == [("PUT", "/api/runs/r%2F1/artifacts/files/out/model/weights.bin", b"w")]
+
+
+def test_an_unreachable_server_costs_one_warning_never_an_exception(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RUNNER_RUN_ID", "r1")
+    monkeypatch.setenv("RUNNER_TRACKING_TRANSPORT", "http")
+    monkeypatch.setenv("RUNNER_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(tracking, "_warned", set())
+    tracking.log_metric("a", 1)
+    tracking.log_metric("b", 2)
+    err = capsys.readouterr().err
+    assert err.count("the tracking server did not take a record") == 1
+
+
+def test_journal_transport_is_the_default_for_older_runners(in_run: Path) -> None:
+    assert tracking.transport() == "journal"
+
+
+def test_http_backends_need_a_tracking_server() -> None:
+    from runner.errors import BackendError
+    from runner.execution.ingest import check_transport
+
+    check_transport("local", "journal")  # any store will do
+    with pytest.raises(BackendError) as err:
+        check_transport("cluster", "http")
+    assert err.value.message == (
+        "backend 'cluster' runs entry points on other machines, which log to their run over "
+        "HTTP: RUNNER_TRACKING_URI must name a tracking server (http://...)"
+    )
+
+
+def test_run_variables_name_the_transport(runner_home: Path) -> None:
+    from runner.execution.ingest import run_variables
+
+    journal = run_variables("r1", "Default", "journal")
+    assert journal["RUNNER_TRACKING_TRANSPORT"] == "journal"
+    assert journal["RUNNER_ARTIFACTS_DIR"] == str(runner_home / "artifacts" / "r1")
+    http_vars = run_variables("r1", "Default", "http")
+    assert http_vars["RUNNER_TRACKING_TRANSPORT"] == "http"
+    assert "RUNNER_ARTIFACTS_DIR" not in http_vars

@@ -49,12 +49,12 @@ def _our_images(client: Any) -> list[Any]:
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks(docker_client: Any) -> Iterator[None]:
     """No container of this session is left behind; its code/env images are removed after."""
-    from backends.docker.backend import stop_containers_of_runs
+    from backends.docker.backend import reconcile_runs
 
     assert _ours(docker_client) == []
     yield
     leaked = _ours(docker_client)
-    stop_containers_of_runs(set(leaked), grace=0)  # clean up first, then report
+    reconcile_runs(leaked, grace=0)  # clean up first, then report
     for image in _our_images(docker_client):
         docker_client.images.remove(image.id, force=True)
     assert leaked == [], f"containers left behind: {leaked}"

@@ -21,10 +21,8 @@ import pytest
 from backends.docker.backend import (
     DockerBackend,
     find_container,
-    reconcile_containers,
-    stop_containers_of_runs,
 )
-from runner.backend import ExitInfo, LaunchRequest
+from runner.backend import LOST, ExitInfo, LaunchRequest, RunRef
 from runner.envs import PreparedEnv
 from runner.errors import BackendError
 from runner.project.records import DockerBuild, DockerEnv, EnvSpec, ProjectSpec
@@ -55,10 +53,15 @@ def _request(spec: ProjectSpec, command: str, **kwargs: Any) -> LaunchRequest:
     return LaunchRequest(run_id, command, spec.root, env, spec, **kwargs)
 
 
+def _ref(run_id: str) -> RunRef:
+    return RunRef(run_id, RunStatus.RUNNING, {}, Path("/nonexistent"))
+
+
 def _run(request: LaunchRequest) -> tuple[dict[str, str], ExitInfo, bytes, bytes]:
     backend = DockerBackend()
-    facts = dict(backend.prepare(request))
-    handle = backend.launch(request)
+    prepared = backend.prepare(request)
+    facts = dict(prepared.facts)
+    handle = backend.launch(prepared)
     chunks = list(handle.logs())
     info = handle.wait(timeout=60)
     out = b"".join(c.data for c in chunks if c.stream == "stdout")
@@ -110,9 +113,9 @@ def _python_env(lock: str = "probe-pkg==1.0\n") -> PreparedEnv:
 
 def test_second_prepare_builds_nothing(tmp_path: Path, busybox_image: str) -> None:
     spec = _project(tmp_path / "reuse", {"run.sh": "echo hi\n"}, image=busybox_image)
-    first = DockerBackend().prepare(_request(spec, "sh run.sh"))
+    first = DockerBackend().prepare(_request(spec, "sh run.sh")).facts
     started = time.perf_counter()
-    second = DockerBackend().prepare(_request(spec, "sh run.sh"))
+    second = DockerBackend().prepare(_request(spec, "sh run.sh")).facts
     elapsed = time.perf_counter() - started
     assert first["image_built"] == "code" and second["image_built"] == "none"
     assert second["image_id"] == first["image_id"] and second["image"] == first["image"]
@@ -260,8 +263,7 @@ def test_secret_never_on_a_command_line(
     spec = _project(tmp_path / "secret", image=busybox_image, environment=(("API_SECRET", None),))
     backend = DockerBackend()
     request = _request(spec, 'test -n "$API_SECRET" && sleep 30')
-    backend.prepare(request)
-    handle = backend.launch(request)
+    handle = backend.launch(backend.prepare(request))
     try:
         time.sleep(0.5)
         assert handle.status() is RunStatus.RUNNING
@@ -319,8 +321,7 @@ def test_memory_arg_reaches_the_container(
     spec = _project(tmp_path / "mem", image=busybox_image)
     request = _request(spec, "sleep 30", config={"docker_args": {"memory": "64m"}})
     backend = DockerBackend()
-    backend.prepare(request)
-    handle = backend.launch(request)
+    handle = backend.launch(backend.prepare(request))
     try:
         container_id = find_container(request.run_id, docker_client)
         attrs = docker_client.api.inspect_container(container_id)
@@ -392,8 +393,7 @@ def test_cancel_ends_killed_and_leaves_no_container(
     spec = _project(tmp_path / "cancel", image=busybox_image)
     request = _request(spec, "echo started; sleep 300")
     backend = DockerBackend()
-    backend.prepare(request)
-    handle = backend.launch(request)
+    handle = backend.launch(backend.prepare(request))
     logs = handle.logs()
     assert next(logs).data == b"started\n"
     handle.cancel(grace=2)
@@ -410,8 +410,7 @@ def test_container_killed_outside_runner_fails_with_logs(
     spec = _project(tmp_path / "external", image=busybox_image)
     request = _request(spec, "echo before; sleep 300")
     backend = DockerBackend()
-    backend.prepare(request)
-    handle = backend.launch(request)
+    handle = backend.launch(backend.prepare(request))
     logs = handle.logs()
     assert next(logs).data == b"before\n"
     docker_client.api.kill(find_container(request.run_id, docker_client))  # `docker kill`
@@ -431,8 +430,7 @@ root, image, run_id, name = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.arg
 spec = ProjectSpec(root, name, EnvSpec("docker_env", docker=DockerEnv(image)))
 request = LaunchRequest(run_id, "sleep 300", root, {}, spec)
 backend = DockerBackend()
-backend.prepare(request)
-backend.launch(request)
+backend.launch(backend.prepare(request))
 print("launched", flush=True)
 time.sleep(300)
 """
@@ -453,7 +451,7 @@ def test_container_of_a_killed_runner_is_reconciled(
         runner.send_signal(signal.SIGKILL)  # the runner dies without cleaning up
         runner.wait()
     assert find_container(run_id, docker_client) is not None
-    assert stop_containers_of_runs({run_id}, grace=1) == [run_id]
+    assert DockerBackend().reconcile([_ref(run_id)]) == {run_id: LOST}
     assert find_container(run_id, docker_client) is None
 
 
@@ -461,13 +459,8 @@ def test_reconcile_spares_live_runs(tmp_path: Path, docker_client: Any, busybox_
     spec = _project(tmp_path / "reconcile", image=busybox_image)
     backend = DockerBackend()
     dead, live = _request(spec, "sleep 300"), _request(spec, "sleep 300")
-    handles = []
-    for request in (dead, live):
-        backend.prepare(request)
-        handles.append(backend.launch(request))
-    others = {c["Labels"]["runner.run_id"] for c in docker_client.api.containers(
-        all=True, filters={"label": "runner.managed=true"})} - {dead.run_id}  # fmt: skip
-    assert reconcile_containers(others, docker_client, grace=1) == [dead.run_id]
+    handles = [backend.launch(backend.prepare(request)) for request in (dead, live)]
+    assert backend.reconcile([_ref(dead.run_id)]) == {dead.run_id: LOST}
     assert handles[0].wait(timeout=30).status is RunStatus.FAILED
     assert find_container(live.run_id, docker_client) is not None
     handles[1].cancel(grace=0)

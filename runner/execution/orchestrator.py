@@ -195,6 +195,7 @@ def _launch_request(
         config=plan.backend_config,
         run_name=plan.run_name or "",
         input_paths=plan.input_paths,
+        artifacts_dir=run_artifacts_dir(run_id),
     )
 
 

@@ -61,18 +61,14 @@ def test_killed_by_signal_is_failed(tmp_path: Path) -> None:
 
 
 def test_run_env_is_layered_over_the_parent_env(tmp_path: Path) -> None:
-    handle = _launch(
-        _request(tmp_path, 'echo "$RUNNER_RUN_ID:$HOME"', {"RUNNER_RUN_ID": "abc"})
-    )
+    handle = _launch(_request(tmp_path, 'echo "$RUNNER_RUN_ID:$HOME"', {"RUNNER_RUN_ID": "abc"}))
     out, _ = _collect(handle)
     assert out.decode().startswith("abc:/")
 
 
 def test_cancel_terminates_the_process_group(tmp_path: Path) -> None:
     marker = tmp_path / "survived"
-    handle = _launch(
-        _request(tmp_path, f"(sleep 2; touch {marker}) & sleep 60; wait")
-    )
+    handle = _launch(_request(tmp_path, f"(sleep 2; touch {marker}) & sleep 60; wait"))
     time.sleep(0.3)
     assert handle.status() is RunStatus.RUNNING
     handle.cancel(grace=5)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.atomic import write_atomically
 from runner.errors import SpecError
-from runner.project.yamlsafe import read_capped
 
 # The committed lock lives next to MLproject; `runner lock DIR` writes it.
 LOCK_NAME = "runner.lock"
+MAX_LOCK_BYTES = 10_000_000  # thousands of hashed pins fit; a runaway file is refused unread
 _HEADER = (
     "# runner lock v1: this project's Python environment, pinned. `runner run` uses it as is.\n"
     "# Regenerate with `runner lock <project dir>` after changing the env file.\n"
@@ -77,10 +77,21 @@ def read_committed_lock(root: Path) -> Lock | None:
     if not path.is_file():
         return None
     try:
-        text = read_capped(path).decode("utf-8")
+        text = _read_capped(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{LOCK_NAME}: invalid UTF-8 at byte offset {exc.start}") from exc
     return parse_lock(text, source="committed")
+
+
+def _read_capped(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_LOCK_BYTES + 1)  # one byte past the cap tells it is over
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_LOCK_BYTES:
+        raise SpecError(f"{LOCK_NAME} exceeds size limit ({MAX_LOCK_BYTES} bytes)")
+    return data
 
 
 def parse_lock(text: str, *, source: str) -> Lock:
@@ -95,10 +106,5 @@ def parse_lock(text: str, *, source: str) -> Lock:
 def write_lock(root: Path, lock: Lock) -> Path:
     """Write ``runner.lock`` atomically (a reader never sees half a file)."""
     path = lock_path(root)
-    tmp = root / f".{LOCK_NAME}.{os.urandom(4).hex()}.tmp"
-    try:
-        tmp.write_text(lock.render(), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lock.render())
     return path

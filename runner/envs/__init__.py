@@ -1,4 +1,4 @@
-"""Environment managers and the content-addressed environment cache."""
+"""Environment managers behind one protocol, and the content-addressed environment cache."""
 
 from __future__ import annotations
 
@@ -6,21 +6,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MANAGERS = ("local", "uv", "virtualenv", "conda")
+from runner.envs.base import Activation
 
 
 @dataclass(frozen=True)
 class PreparedEnv:
-    """A ready environment: what to put on PATH and what to record on the run."""
+    """A ready environment: how a run enters it and what to record on the run."""
 
-    manager: str  # "local", "uv", "conda", "docker"
-    key: str | None = None  # sha256 cache key; None for the system environment
-    prefix: Path | None = None  # env directory whose bin/ goes first on PATH
+    manager: str  # the canonical manager name: "local", "uv", "docker", a plugin's
+    key: str | None = None  # sha256 cache key; None when nothing is built on the host
+    prefix: Path | None = None  # the env directory; None when nothing was built here
     python: str | None = None  # interpreter version, e.g. "3.11.7"
-    lock: str | None = None  # pinned requirement lines, as installed
+    lock: str | None = None  # the lock text, as installed
     details: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # True when a cached env was used as is (nothing was installed)
-    warnings: tuple[str, ...] = ()  # for the user, e.g. conda deps dropped; not recorded
+    warnings: tuple[str, ...] = ()  # for the user, e.g. conda deps dropped
+    activation: Activation = field(default_factory=Activation)
 
     def record(self) -> dict[str, Any]:
         """The ``environment`` block of the run record."""
@@ -35,8 +36,5 @@ class PreparedEnv:
         return out
 
     def env_vars(self, base_path: str) -> dict[str, str]:
-        """Variables that activate the env without a shell script: bin/ first on PATH."""
-        if self.prefix is None:
-            return {}
-        bin_dir = str(self.prefix / "bin")
-        return {"VIRTUAL_ENV": str(self.prefix), "PATH": f"{bin_dir}:{base_path}"}
+        """Variables that activate the env for a run whose PATH is ``base_path``."""
+        return self.activation.env_vars(base_path)

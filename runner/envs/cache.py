@@ -1,25 +1,27 @@
-"""The content-addressed env cache: build once under a per-key lock, publish by rename, lease."""
+"""The content-addressed env cache: build once under a per-key lock, publish by rename, lease.
+
+It knows no manager by name and nothing of an env's layout: a marker written last says an env
+is complete, and the manager's ``health`` says whether it is still usable.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runner.envs.python.pyspec import canonical_digest
+from runner.atomic import write_atomically
+from runner.envs.base import EnvLock, EnvManager, Progress
+from runner.envs.digest import CACHE_FORMAT_VERSION, canonical_digest, platform_tag
 from runner.errors import EnvBuildError
+from runner.locks import LockTimeout, exclusive_lock, flock, try_exclusive_lock
 
-if TYPE_CHECKING:
-    import filelock
-
-CACHE_FORMAT_VERSION = 1
 MARKER = ".runner-env.json"  # written last: an env without it is garbage
 LEASE = ".runner-lease"  # shared flock held while a run uses the env
 USAGE = ".runner-usage.jsonl"  # one line per use: time and run id
@@ -29,31 +31,21 @@ LOCK_TIMEOUT = float(os.environ.get("RUNNER_ENV_LOCK_TIMEOUT", "3600"))
 # Directory names are a key prefix: short enough for script shebangs, long enough to be unique.
 DIR_CHARS = 32
 
-Builder = Callable[[Path], dict[str, Any]]
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class CachedEnv:
+    """An env in the cache; ``rebuilt`` says why a cached env was unusable and built again."""
+
+    path: Path
+    marker: dict[str, Any]
+    built: bool
+    rebuilt: str | None = None
 
 
 def envs_root() -> Path:
     from runner.home import runner_home
 
     return runner_home() / "envs"
-
-
-def platform_tag() -> str:
-    return sysconfig.get_platform()
-
-
-def env_key(manager: str, lock_text: str, python: str, platform: str) -> str:
-    """sha256 of canonical JSON of everything that decides the env's contents."""
-    return canonical_digest(
-        {
-            "manager": manager,
-            "lock": lock_text,
-            "python": python,
-            "platform": platform,
-            "format": CACHE_FORMAT_VERSION,
-        }
-    )
 
 
 def env_dir(manager: str, key: str) -> Path:
@@ -69,115 +61,119 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def ready_marker(path: Path, key: str | None = None) -> dict[str, Any] | None:
-    """The marker of a complete env whose interpreter still exists, else None.
-
-    This cheap check runs on every reuse; the full health check runs once, at build time.
-    A venv's ``bin/python`` is a symlink to the base interpreter, so a removed base
-    interpreter (e.g. a pruned managed Python) shows up here.
-    """
+    """The marker of a complete env (for ``key``, if given), else None."""
     marker = read_marker(path)
     if marker is None or (key is not None and marker.get("key") != key):
-        return None
-    if not (path / "bin" / "python").exists():
         return None
     return marker
 
 
-def ensure_env(
-    manager: str, key: str, build: Builder, *, progress: Progress
-) -> tuple[Path, dict[str, Any], bool]:
-    """The env for ``key``: reused if ready, else built by exactly one process.
+def _inspect(manager: EnvManager, path: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(marker, None) for a usable env; (None, why not) for an unusable one; (None, None)."""
+    if not path.exists():
+        return None, None
+    marker = read_marker(path)
+    if marker is None:
+        return None, "its marker is missing or unreadable"
+    if marker.get("key") != key:
+        return None, "its marker names another key"
+    reason = manager.health(path, marker)
+    return (None, reason) if reason else (marker, None)
 
-    Returns (path, marker, built). ``build(tmp)`` fills ``tmp`` and returns the marker body.
-    """
-    final = env_dir(manager, key)
-    marker = ready_marker(final, key)
+
+def ensure_env(manager: EnvManager, key: str, lock: EnvLock, *, progress: Progress) -> CachedEnv:
+    """The env for ``key``: reused if usable, else built (or rebuilt) by exactly one process."""
+    final = env_dir(manager.name, key)
+    marker, _reason = _inspect(manager, final, key)
     if marker is not None:
-        return final, marker, False
-    with _build_lock(manager, key, progress):
-        marker = ready_marker(final, key)
+        return CachedEnv(final, marker, built=False)
+    with _build_lock(manager.name, key, progress):
+        marker, reason = _inspect(manager, final, key)
         if marker is not None:  # another process built it while we waited
-            return final, marker, False
-        marker = _build(final, key, build)
-    return final, marker, True
-
-
-def _file_lock(manager: str, key: str) -> filelock.FileLock:
-    # filelock takes tens of ms to import; only builds and gc need it, never a warm run.
-    import filelock
-
-    return filelock.FileLock(str(lock_file(manager, key)))
+            return CachedEnv(final, marker, built=False)
+        if reason is not None:
+            progress(f"rebuilding environment {key[:12]}: {reason}")
+        marker = _build(manager, final, key, lock, progress)
+    return CachedEnv(final, marker, built=True, rebuilt=reason)
 
 
 @contextlib.contextmanager
 def _build_lock(manager: str, key: str, progress: Progress) -> Iterator[None]:
-    import filelock
-
-    lock = _file_lock(manager, key)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
+    def waiting() -> None:
         progress(f"waiting for another process building environment {key[:12]}")
-        try:
-            lock.acquire(timeout=LOCK_TIMEOUT)
-        except filelock.Timeout as exc:
-            raise EnvBuildError(
-                f"timed out after {LOCK_TIMEOUT:.0f}s waiting for the build "
-                f"of environment {key[:12]}",
-                hint=f"lock: {lock.lock_file}",
-            ) from exc
+
     try:
-        yield
-    finally:
-        lock.release()
+        with exclusive_lock(lock_file(manager, key), timeout=LOCK_TIMEOUT, on_wait=waiting):
+            yield
+    except LockTimeout as exc:
+        raise EnvBuildError(
+            f"timed out after {exc.timeout:.0f}s waiting for the build of environment {key[:12]}",
+            hint=f"lock: {exc.path}",
+        ) from exc
 
 
 @contextlib.contextmanager
 def try_build_lock(manager: str, key: str) -> Iterator[bool]:
     """Hold the key's build lock if it is free (yields True), without waiting."""
-    import filelock
-
-    lock = _file_lock(manager, key)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with try_exclusive_lock(lock_file(manager, key)) as held:
+        yield held
 
 
 def lock_file(manager: str, key: str) -> Path:
-    locks = envs_root() / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return locks / f"{manager}-{key[:DIR_CHARS]}.lock"
+    return envs_root() / ".locks" / f"{manager}-{key[:DIR_CHARS]}.lock"
 
 
-def _build(final: Path, key: str, build: Builder) -> dict[str, Any]:
-    """Build in a temp dir, write the marker last, then rename into place (lock held)."""
-    remove_garbage(final, key)
+def _build(
+    manager: EnvManager, final: Path, key: str, lock: EnvLock, progress: Progress
+) -> dict[str, Any]:
+    """Build in a temp dir, check it, write the marker last, rename into place (lock held)."""
+    remove_garbage(final)
+    if final.exists():  # complete but unusable: its reason was reported
+        discard(final)
     tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.urandom(4).hex()}"
     tmp.mkdir(parents=True)
+    started = time.monotonic()
     try:
-        marker = {**build(tmp), "key": key, "format": CACHE_FORMAT_VERSION, "created": time.time()}
-        _write_json(tmp / MARKER, marker)
+        marker = _marker(manager, key, lock, manager.build(lock, tmp, progress=progress))
+        _check_new(manager, tmp, marker)
+        write_atomically(tmp / MARKER, json.dumps(marker, indent=1, sort_keys=True) + "\n")
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    progress(f"environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
     return marker
 
 
-def remove_garbage(final: Path, key: str | None = None) -> None:
-    """Remove leftovers for one key: killed builds' temp dirs and an incomplete final dir.
+def _marker(manager: EnvManager, key: str, lock: EnvLock, facts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "manager": manager.name,
+        "key": key,
+        "python": lock.python,
+        "facts": facts,
+        "format": CACHE_FORMAT_VERSION,
+        "created": time.time(),
+    }
+
+
+def _check_new(manager: EnvManager, tmp: Path, marker: dict[str, Any]) -> None:
+    # an env its own reuse check would reject would be rebuilt on every run: fail it now
+    reason = manager.health(tmp, marker)
+    if reason is not None:
+        raise EnvBuildError(
+            f"the new {manager.name} environment is unusable: {reason}",
+            hint=f"this is a bug in the {manager.name!r} environment manager",
+        )
+
+
+def remove_garbage(final: Path) -> None:
+    """Remove leftovers for one key: killed builds' temp dirs and a final dir without a marker.
 
     Only called with the key's build lock held, so no live build owns these.
     """
     for tmp in final.parent.glob(f"{TMP_PREFIX}{final.name}-*"):
         shutil.rmtree(tmp, ignore_errors=True)
-    if final.exists() and ready_marker(final, key) is None:
+    if final.exists() and read_marker(final) is None:
         discard(final)
 
 
@@ -186,13 +182,6 @@ def discard(path: Path) -> None:
     trash = path.parent / f"{TRASH_PREFIX}{path.name}-{os.urandom(4).hex()}"
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    # A unique temp name: two processes may save the same resolution at once.
-    tmp = path.with_name(f"{path.name}.{os.urandom(4).hex()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def record_use(path: Path, run_id: str | None = None) -> None:
@@ -225,18 +214,15 @@ def read_usage(path: Path) -> tuple[float | None, list[str]]:
 @contextlib.contextmanager
 def lease(path: Path) -> Iterator[None]:
     """Hold a shared lock on the env so ``runner env gc`` (exclusive, non-blocking) skips it."""
-    try:
-        fd = os.open(path / LEASE, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        raise _gone(path) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(flock(path / LEASE, shared=True))
+        except FileNotFoundError:
+            raise _gone(path) from None
         # gc renames an env away while holding the exclusive lock: re-check after waiting.
         if read_marker(path) is None:
             raise _gone(path)
         yield
-    finally:
-        os.close(fd)
 
 
 def _gone(path: Path) -> EnvBuildError:
@@ -252,35 +238,38 @@ def exclusive(path: Path, manager: str, key: str) -> Iterator[bool]:
 
     Yields False when a build or a run holds it.
     """
-    with try_build_lock(manager, key) as free:
-        if not free:
-            yield False
-            return
-        with _exclusive_lease(path) as owned:
-            yield owned
+    with try_build_lock(manager, key) as free, contextlib.ExitStack() as stack:
+        owned = False
+        if free:
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: not ours
+                owned = stack.enter_context(flock(path / LEASE, shared=False, wait=False))
+        yield owned
 
 
-@contextlib.contextmanager
-def _exclusive_lease(path: Path) -> Iterator[bool]:
-    try:
-        fd = os.open(path / LEASE, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        yield False
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        os.close(fd)
+def remembered_lock(
+    manager: EnvManager,
+    inputs: Any,
+    resolve: Callable[[], EnvLock],
+    *,
+    refresh: bool,
+    valid: Callable[[EnvLock], bool] = lambda lock: True,
+) -> EnvLock:
+    """``resolve()``, remembered by the manager's ``inputs``: a warm run starts no resolver.
+
+    ``valid`` rejects a remembered lock that no longer applies (its interpreter is gone).
+    """
+    scope = {"manager": manager.name, "platform": platform_tag(), "format": CACHE_FORMAT_VERSION}
+    digest = canonical_digest({**scope, "inputs": inputs})
+    saved = None if refresh else load_resolution(digest)
+    lock = EnvLock.from_json(saved.get("lock")) if saved else None
+    if lock is None or not valid(lock):
+        lock = resolve()
+        save_resolution(digest, {"key": manager.key(lock), "lock": lock.to_json()})
+    return lock
 
 
 def load_resolution(digest: str) -> dict[str, Any] | None:
-    """A remembered spec → env resolution, so warm runs start no resolver or interpreter probe."""
+    """A remembered resolution: ``{"key": ..., "lock": ...}``."""
     try:
         data = json.loads((envs_root() / ".resolved" / f"{digest}.json").read_text())
     except (OSError, ValueError):
@@ -289,6 +278,5 @@ def load_resolution(digest: str) -> dict[str, Any] | None:
 
 
 def save_resolution(digest: str, data: dict[str, Any]) -> None:
-    folder = envs_root() / ".resolved"
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / f"{digest}.json", data)
+    path = envs_root() / ".resolved" / f"{digest}.json"
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
@@ -24,6 +23,7 @@ from runner.envs.cache import (
     remove_garbage,
     try_build_lock,
 )
+from runner.locks import flock
 
 
 @dataclass(frozen=True)
@@ -120,17 +120,13 @@ def dir_size(path: Path) -> int:
 
 def _in_use(path: Path) -> bool:
     """A run holds a shared lease: an exclusive probe would fail (and is released at once)."""
-    try:
-        fd = os.open(path / LEASE, os.O_RDONLY)
-    except OSError:
+    if not (path / LEASE).exists():
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+        with flock(path / LEASE, shared=False, wait=False) as free:
+            return not free
+    except FileNotFoundError:  # removed meanwhile
+        return False
 
 
 def collect_garbage(
@@ -144,7 +140,8 @@ def collect_garbage(
     now = time.time() if now is None else now
     report = GcReport()
     for info in list_envs():
-        if remove_all or (older_than is not None and now - info.last_used > older_than):
+        old = older_than is not None and now - info.last_used > older_than
+        if remove_all or old:
             _remove_env(info, report, dry_run)
     report.garbage = _remove_partial(dry_run, now)
     if not dry_run:

@@ -1,42 +1,80 @@
-"""The one entry point for environments: choose a manager, then prepare and lease the env."""
+"""The one entry point for environments: choose a manager, then lock, build and lease the env."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from runner.envs import PreparedEnv
-from runner.envs.select import choose_manager
-from runner.project.records import ProjectSpec
+from runner.envs.base import EnvLock, EnvManager, Progress
+from runner.envs.select import choose
+
+if TYPE_CHECKING:
+    from runner.envs.cache import CachedEnv
+    from runner.project.records import ProjectSpec
 
 
-def _current_python() -> str:
-    """This interpreter's version, e.g. "3.11.7" (sys, not platform: platform costs 8 ms)."""
-    return "{}.{}.{}".format(*sys.version_info[:3])
+def _silent(message: str) -> None:
+    """Progress goes nowhere unless the caller asks for it."""
 
 
 def prepare_env(
     spec: ProjectSpec,
-    requested_manager: str | None,
+    manager_name: str | None,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     refresh: bool = False,
     build: bool = True,
 ) -> PreparedEnv:
-    """A ready environment for ``spec``; ``local`` and ``docker`` build nothing here.
+    """A ready environment for ``spec``, built only when no cached one is usable.
 
-    ``build=False`` resolves and locks only, for a backend that installs the lock itself.
+    ``refresh`` re-resolves instead of reusing the last resolution. ``build=False`` locks
+    only, for a backend that installs the lock itself (into an image): no prefix.
     """
-    manager = choose_manager(spec, requested_manager)
-    if manager == "uv":
-        from runner.envs.python.manager import prepare_python_env
+    report = progress or _silent
+    manager = choose(spec, manager_name)
+    lock = manager.lock(spec, progress=report, refresh=refresh)
+    if not manager.builds_prefix:
+        return _locked(manager, lock, key=None)
+    if not build:
+        return _locked(manager, lock, key=manager.key(lock))
+    from runner.envs.cache import ensure_env, record_use
 
-        return prepare_python_env(spec, manager, progress=progress, refresh=refresh, build=build)
-    if manager == "local":
-        return PreparedEnv(manager="local", python=_current_python())
-    # docker: the backend builds or pulls the image from the docker_env section.
-    return PreparedEnv(manager=manager)
+    env = ensure_env(manager, manager.key(lock), lock, progress=report)
+    record_use(env.path)
+    if not env.built:
+        python = f" (Python {lock.python})" if lock.python else ""
+        report(f"using cached environment {env.path.name[:12]}{python}")
+    return _cached(manager, lock, env)
+
+
+def _locked(manager: EnvManager, lock: EnvLock, *, key: str | None) -> PreparedEnv:
+    """An env with nothing on the host: the system's, or a lock a backend installs itself."""
+    return PreparedEnv(
+        manager=manager.name,
+        key=key,
+        python=lock.python,
+        lock=lock.content or None,
+        details=lock.details(),
+        warnings=lock.warnings,
+    )
+
+
+def _cached(manager: EnvManager, lock: EnvLock, env: CachedEnv) -> PreparedEnv:
+    details = {**lock.details(), **(env.marker.get("facts") or {})}
+    if env.rebuilt is not None:
+        details["rebuilt"] = env.rebuilt  # why the cached env was unusable, as tox explains
+    return PreparedEnv(
+        manager=manager.name,
+        key=env.marker["key"],
+        prefix=env.path,
+        python=lock.python,
+        lock=lock.content or None,
+        details=details,
+        reused=not env.built,
+        warnings=lock.warnings,
+        activation=manager.activate(env.path),
+    )
 
 
 def lease_env(

@@ -96,6 +96,25 @@ def test_cold_build_then_warm_reuse_starts_no_uv(tmp_path: Path, uv_trace: Path)
     assert (warm.prefix / MARKER).stat().st_mtime_ns == marker_mtime
 
 
+def test_a_cached_env_whose_interpreter_is_gone_is_rebuilt_from_the_same_lock(
+    tmp_path: Path, uv_trace: Path
+) -> None:
+    spec = project(tmp_path, ["six"])
+    first = prepare_env(spec, None)
+    assert first.prefix is not None and first.key is not None
+    python = first.prefix / "bin" / "python"
+    python.unlink()  # as if the base interpreter had been uninstalled
+    python.symlink_to(tmp_path / "removed-python")
+    messages: list[str] = []
+    again = prepare_env(spec, None, progress=messages.append)
+    reason = f"its interpreter {tmp_path / 'removed-python'} is gone"
+    assert not again.reused and (again.key, again.prefix) == (first.key, first.prefix)
+    assert again.record()["rebuilt"] == reason
+    assert f"rebuilding environment {first.key[:12]}: {reason}" in messages
+    assert len(calls(uv_trace, "pip compile")) == 1  # the remembered lock, not a new one
+    assert run_in_env(again, "import six; print('ok')") == "ok"
+
+
 def test_lock_only_builds_nothing_and_is_remembered(tmp_path: Path, uv_trace: Path) -> None:
     """For a backend that installs the lock itself: resolve once, never create a venv."""
     spec = project(tmp_path, ["six==1.16.0"])

@@ -1,4 +1,4 @@
-"""The env cache with a fake builder: one build per key, no partial env reused, leases, gc."""
+"""The env cache with a small real manager: one build per key, health, leases, gc."""
 
 from __future__ import annotations
 
@@ -7,31 +7,38 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner.envs import cache
+from runner.envs.base import Activation, BaseEnvManager, EnvLock, Progress
 from runner.envs.cache import (
     MARKER,
+    CachedEnv,
     ensure_env,
     env_dir,
-    env_key,
     lease,
     load_resolution,
     read_usage,
     record_use,
+    remembered_lock,
     save_resolution,
 )
+from runner.envs.digest import env_key
 from runner.envs.inventory import collect_garbage, list_envs, parse_age
 from runner.errors import EnvBuildError
 
-KEY = env_key("uv", "six==1.16.0\n", "cpython-3.11.7", "linux-x86_64")
+KEY = env_key("fake", "six==1.16.0\n", "cpython-3.11.7", "linux-x86_64")
+LOCK = EnvLock(content="six==1.16.0\n", interpreter="cpython-3.11.7", python="3.11.7")
 
 
-class FakeBuilder:
-    """Makes a minimal env: bin/python pointing at this interpreter."""
+class FakeManager(BaseEnvManager):
+    """Builds a minimal env: bin/python pointing at this interpreter; healthy while it runs."""
+
+    name = "fake"
 
     def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
         self.calls = 0
@@ -39,27 +46,33 @@ class FakeBuilder:
         self.fail = fail
         self._lock = threading.Lock()
 
-    def __call__(self, tmp: Path) -> dict[str, Any]:
+    def build(self, lock: EnvLock, prefix: Path, *, progress: Progress) -> dict[str, Any]:
         with self._lock:
             self.calls += 1
-        (tmp / "bin").mkdir()
-        (tmp / "bin" / "python").symlink_to(sys.executable)
+        (prefix / "bin").mkdir()
+        (prefix / "bin" / "python").symlink_to(sys.executable)
         time.sleep(self.delay)
         if self.fail:
             raise EnvBuildError("install failed", log="full log")
-        return {"manager": "uv", "python": "3.11.7", "lock": "six==1.16.0\n"}
+        return {"interpreter": sys.executable}
+
+    def health(self, prefix: Path, marker: Mapping[str, Any]) -> str | None:
+        python = prefix / "bin" / "python"
+        return None if python.exists() else f"its interpreter {os.readlink(python)} is gone"
 
 
 def no_progress(message: str) -> None:
     pass
 
 
-def build(key: str = KEY, builder: FakeBuilder | None = None) -> tuple[Path, dict[str, Any], bool]:
-    return ensure_env("uv", key, builder or FakeBuilder(), progress=no_progress)
+def build(
+    key: str = KEY, manager: FakeManager | None = None, progress: Progress = no_progress
+) -> CachedEnv:
+    return ensure_env(manager or FakeManager(), key, LOCK, progress=progress)
 
 
 def test_key_is_stable_and_covers_every_input() -> None:
-    base = ("uv", "six==1.16.0\n", "cpython-3.11.7", "linux-x86_64")
+    base = ("fake", "six==1.16.0\n", "cpython-3.11.7", "linux-x86_64")
     assert env_key(*base) == KEY and len(KEY) == 64
     for index, other in enumerate(("local", "six==1.17.0\n", "cpython-3.11.8", "macosx")):
         changed = list(base)
@@ -68,23 +81,25 @@ def test_key_is_stable_and_covers_every_input() -> None:
 
 
 def test_first_call_builds_second_reuses() -> None:
-    builder = FakeBuilder()
-    path, marker, built = build(builder=builder)
-    assert built and builder.calls == 1 and path == env_dir("uv", KEY)
-    assert marker["key"] == KEY and marker["python"] == "3.11.7"
-    again, _marker, built_again = build(builder=builder)
-    assert again == path and not built_again and builder.calls == 1
+    manager = FakeManager()
+    env = build(manager=manager)
+    assert env.built and manager.calls == 1 and env.path == env_dir("fake", KEY)
+    assert env.marker["key"] == KEY and env.marker["python"] == "3.11.7"
+    assert env.marker["facts"] == {"interpreter": sys.executable} and env.rebuilt is None
+    again = build(manager=manager)
+    assert again.path == env.path and not again.built and manager.calls == 1
 
 
 def test_marker_is_written_last_and_the_dir_renamed_into_place() -> None:
     seen: dict[str, bool] = {}
 
-    def builder(tmp: Path) -> dict[str, Any]:
-        seen["final_exists_during_build"] = env_dir("uv", KEY).exists()
-        seen["marker_during_build"] = (tmp / MARKER).exists()
-        return FakeBuilder()(tmp)
+    class Watching(FakeManager):
+        def build(self, lock: EnvLock, prefix: Path, *, progress: Progress) -> dict[str, Any]:
+            seen["final_exists_during_build"] = env_dir("fake", KEY).exists()
+            seen["marker_during_build"] = (prefix / MARKER).exists()
+            return super().build(lock, prefix, progress=progress)
 
-    path, _marker, _built = ensure_env("uv", KEY, builder, progress=no_progress)
+    path = build(manager=Watching()).path
     assert seen == {"final_exists_during_build": False, "marker_during_build": False}
     assert json.loads((path / MARKER).read_text())["key"] == KEY
     assert not list(path.parent.glob(".tmp-*"))
@@ -92,81 +107,113 @@ def test_marker_is_written_last_and_the_dir_renamed_into_place() -> None:
 
 def test_failed_build_leaves_nothing_and_the_next_call_rebuilds() -> None:
     with pytest.raises(EnvBuildError, match="install failed"):
-        build(builder=FakeBuilder(fail=True))
-    assert not env_dir("uv", KEY).exists()
-    assert not list(env_dir("uv", KEY).parent.glob(".tmp-*"))
-    builder = FakeBuilder()
-    assert build(builder=builder)[2] and builder.calls == 1
+        build(manager=FakeManager(fail=True))
+    assert not env_dir("fake", KEY).exists()
+    assert not list(env_dir("fake", KEY).parent.glob(".tmp-*"))
+    manager = FakeManager()
+    assert build(manager=manager).built and manager.calls == 1
 
 
 def test_leftovers_of_a_killed_build_are_garbage() -> None:
-    final = env_dir("uv", KEY)
+    final = env_dir("fake", KEY)
     killed = final.parent / f".tmp-{final.name}-deadbeef"
     (killed / "lib").mkdir(parents=True)
     final.mkdir()  # a final dir without a marker (e.g. copied in by hand)
     (final / "junk").write_text("x")
-    builder = FakeBuilder()
-    path, _marker, built = build(builder=builder)
-    assert built and builder.calls == 1
-    assert not killed.exists() and not (path / "junk").exists()
+    manager = FakeManager()
+    env = build(manager=manager)
+    assert env.built and manager.calls == 1
+    assert not killed.exists() and not (env.path / "junk").exists()
 
 
-@pytest.mark.parametrize("damage", ["marker", "interpreter", "key"])
-def test_a_damaged_env_is_rebuilt(damage: str) -> None:
-    path, _marker, _built = build()
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("marker", "its marker is missing or unreadable"),
+        ("key", "its marker names another key"),
+        ("interpreter", "its interpreter {path}/gone is gone"),  # the base Python was removed
+    ],
+)
+def test_an_unusable_env_is_rebuilt_and_says_why(damage: str, reason: str) -> None:
+    path = build().path
     if damage == "marker":
         (path / MARKER).unlink()
-    elif damage == "interpreter":  # e.g. the base Python was uninstalled
+    elif damage == "interpreter":
         (path / "bin" / "python").unlink()
         (path / "bin" / "python").symlink_to(path / "gone")
     else:
         data = json.loads((path / MARKER).read_text())
         (path / MARKER).write_text(json.dumps({**data, "key": "0" * 64}))
-    builder = FakeBuilder()
-    assert build(builder=builder)[2] and builder.calls == 1
+    manager, messages = FakeManager(), []
+    env = build(manager=manager, progress=messages.append)
+    why = reason.format(path=path)
+    assert env.built and manager.calls == 1 and env.rebuilt == why
+    assert messages[0] == f"rebuilding environment {KEY[:12]}: {why}"
+    assert (env.path / "bin" / "python").exists()
+    assert not list(path.parent.glob(".trash-*"))
+
+
+def test_a_new_env_that_fails_its_own_health_check_is_not_published() -> None:
+    class Broken(FakeManager):
+        def health(self, prefix: Path, marker: Mapping[str, Any]) -> str | None:
+            return "bin/tool is missing"
+
+    with pytest.raises(EnvBuildError) as err:
+        build(manager=Broken())
+    assert err.value.message == "the new fake environment is unusable: bin/tool is missing"
+    assert err.value.hint == "this is a bug in the 'fake' environment manager"
+    assert list(env_dir("fake", KEY).parent.iterdir()) == []
+
+
+def test_build_progress_ends_with_the_time_it_took() -> None:
+    messages: list[str] = []
+    build(progress=messages.append)
+    assert messages[-1].startswith(f"environment {KEY[:12]} ready in ")
 
 
 def test_concurrent_cold_requests_build_once() -> None:
-    builder = FakeBuilder(delay=0.3)
-    results: list[tuple[Path, dict[str, Any], bool]] = []
+    manager = FakeManager(delay=0.3)
+    results: list[CachedEnv] = []
     threads = [
-        threading.Thread(target=lambda: results.append(build(builder=builder))) for _ in range(4)
+        threading.Thread(target=lambda: results.append(build(manager=manager))) for _ in range(4)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert builder.calls == 1
-    assert sorted(built for _p, _m, built in results) == [False, False, False, True]
-    assert len({path for path, _m, _b in results}) == 1
+    assert manager.calls == 1
+    assert sorted(env.built for env in results) == [False, False, False, True]
+    assert len({env.path for env in results}) == 1
 
 
-def test_waiting_for_another_build_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waiting_for_another_build_is_reported() -> None:
     messages: list[str] = []
-    builder = FakeBuilder(delay=0.5)
-    first = threading.Thread(target=lambda: build(builder=builder))
+    manager = FakeManager(delay=0.5)
+    first = threading.Thread(target=lambda: build(manager=manager))
     first.start()
     time.sleep(0.15)
-    ensure_env("uv", KEY, builder, progress=messages.append)
+    build(manager=manager, progress=messages.append)
     first.join()
     assert messages == [f"waiting for another process building environment {KEY[:12]}"]
 
 
 def test_lock_timeout_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cache, "LOCK_TIMEOUT", 0.2)
-    builder = FakeBuilder(delay=1.0)
-    first = threading.Thread(target=lambda: build(builder=builder))
+    manager = FakeManager(delay=1.0)
+    first = threading.Thread(target=lambda: build(manager=manager))
     first.start()
     time.sleep(0.15)
-    with pytest.raises(
-        EnvBuildError, match=f"timed out after 0s waiting for the build of environment {KEY[:12]}"
-    ):
-        build(builder=builder)
+    with pytest.raises(EnvBuildError) as err:
+        build(manager=manager)
     first.join()
+    assert err.value.message == (
+        f"timed out after 0s waiting for the build of environment {KEY[:12]}"
+    )
+    assert err.value.hint == f"lock: {cache.lock_file('fake', KEY)}"
 
 
 def test_usage_log_records_runs_and_survives_a_torn_line() -> None:
-    path, _marker, _built = build()
+    path = build().path
     record_use(path, "run-1")
     record_use(path)
     with open(path / cache.USAGE, "a") as log:
@@ -185,11 +232,44 @@ def test_resolutions_round_trip() -> None:
     assert load_resolution("a" * 64) == {"key": KEY}
 
 
+def test_a_remembered_lock_is_reused_until_refresh_or_invalid() -> None:
+    manager, resolved = FakeManager(), []
+
+    def resolve() -> EnvLock:
+        resolved.append(1)
+        return EnvLock(content=f"six=={len(resolved)}\n", source="resolved")
+
+    def lock(**options: Any) -> EnvLock:
+        return remembered_lock(manager, {"spec": "s"}, resolve, **{"refresh": False, **options})
+
+    first = lock()
+    assert lock() == first and len(resolved) == 1
+    assert lock(refresh=True).content == "six==2\n"
+    assert lock(valid=lambda remembered: remembered.content != "six==2\n").content == "six==3\n"
+    assert lock().content == "six==3\n" and len(resolved) == 3
+    [saved] = (cache.envs_root() / ".resolved").glob("*.json")
+    assert json.loads(saved.read_text())["key"] == manager.key(lock())
+
+
+def test_a_damaged_remembered_lock_is_resolved_again() -> None:
+    assert EnvLock.from_json({"content": "x"}) is None
+    assert EnvLock.from_json([]) is None
+    full = EnvLock("a\n", "cpython-3.11.7", "3.11.7", ("a==1",), "resolved", {"i": "/p"}, ("w",))
+    assert EnvLock.from_json(full.to_json()) == EnvLock(**{**vars(full), "warnings": ()})
+
+
+def test_activation_puts_its_dirs_first_and_never_an_empty_entry() -> None:
+    activation = Activation(path=("/env/bin",), variables={"VIRTUAL_ENV": "/env"})
+    assert activation.env_vars("/usr/bin") == {"VIRTUAL_ENV": "/env", "PATH": "/env/bin:/usr/bin"}
+    assert activation.env_vars("")["PATH"] == "/env/bin"  # an empty entry would mean the cwd
+    assert Activation(variables={"A": "1"}).env_vars("/usr/bin") == {"A": "1"}
+
+
 # --- leases and gc ---------------------------------------------------------------------
 
 
 def test_gc_never_removes_a_leased_env() -> None:
-    path, _marker, _built = build()
+    path = build().path
     with lease(path):
         assert [info.in_use for info in list_envs()] == [True]
         report = collect_garbage(older_than=None, remove_all=True)
@@ -203,14 +283,14 @@ def test_gc_never_removes_a_leased_env() -> None:
 def test_gc_skips_an_env_whose_build_lock_is_held() -> None:
     import filelock
 
-    path, _marker, _built = build()
-    with filelock.FileLock(str(cache.lock_file("uv", KEY))):
+    path = build().path
+    with filelock.FileLock(str(cache.lock_file("fake", KEY))):
         assert collect_garbage(older_than=None, remove_all=True).removed == []
     assert path.exists()
 
 
 def test_lease_on_an_env_removed_by_gc_is_a_clear_error() -> None:
-    path, _marker, _built = build()
+    path = build().path
     collect_garbage(older_than=None, remove_all=True)
     with pytest.raises(EnvBuildError) as err, lease(path):
         pass
@@ -220,9 +300,9 @@ def test_lease_on_an_env_removed_by_gc_is_a_clear_error() -> None:
 
 
 def test_gc_by_age_and_dry_run() -> None:
-    old, _m, _b = build()
-    new_key = env_key("uv", "idna\n", "cpython-3.11.7", "linux-x86_64")
-    new, _m, _b = build(new_key)
+    old = build().path
+    new_key = env_key("fake", "idna\n", "cpython-3.11.7", "linux-x86_64")
+    new = build(new_key).path
     later = time.time() + 3 * 86400
     os.utime(old)  # age comes from the usage log and marker, not mtimes
     record_use(new)
@@ -238,10 +318,10 @@ def test_gc_by_age_and_dry_run() -> None:
 def test_gc_removes_partial_builds_but_not_a_running_one() -> None:
     import filelock
 
-    final = env_dir("uv", KEY)
+    final = env_dir("fake", KEY)
     killed = final.parent / f".tmp-{final.name}-deadbeef"
     killed.mkdir(parents=True)
-    running_final = env_dir("uv", "f" * 64)
+    running_final = env_dir("fake", "f" * 64)
     running = running_final.parent / f".tmp-{running_final.name}-cafecafe"
     running.mkdir()
     trash = final.parent / f".trash-{final.name}-00000000"
@@ -251,7 +331,7 @@ def test_gc_removes_partial_builds_but_not_a_running_one() -> None:
     os.utime(old_scratch, (time.time() - 2 * 86400,) * 2)
     new_scratch = cache.envs_root() / ".resolve-new"
     new_scratch.mkdir()
-    with filelock.FileLock(str(cache.lock_file("uv", "f" * 64))):
+    with filelock.FileLock(str(cache.lock_file("fake", "f" * 64))):
         report = collect_garbage(older_than=None)
     assert sorted(report.garbage) == sorted([killed, trash, old_scratch])
     assert not killed.exists() and not trash.exists() and running.exists()

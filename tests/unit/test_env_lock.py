@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from runner.commands.env import ago, env, human_size
 from runner.commands.lock import lock as lock_command
 from runner.envs import PreparedEnv
-from runner.envs.cache import ensure_env, env_key, record_use
+from runner.envs.base import BaseEnvManager, EnvLock
+from runner.envs.cache import ensure_env, record_use
+from runner.envs.digest import env_key
 from runner.envs.prepare import lease_env, prepare_env
 from runner.envs.python.interpreters import _parse, discovery_path
 from runner.envs.python.lock import LOCK_NAME, Lock, parse_lock, read_committed_lock, write_lock
@@ -63,6 +65,18 @@ def test_a_hand_written_lock_needs_no_header() -> None:
 
 def test_no_committed_lock(tmp_path: Path) -> None:
     assert read_committed_lock(tmp_path) is None
+
+
+def test_a_runaway_committed_lock_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.envs.python import lock as lock_module
+
+    monkeypatch.setattr(lock_module, "MAX_LOCK_BYTES", 10)
+    (tmp_path / LOCK_NAME).write_text("six==1.16.0\n")
+    with pytest.raises(SpecError) as err:
+        read_committed_lock(tmp_path)
+    assert err.value.message == "runner.lock exceeds size limit (10 bytes)"
 
 
 def test_committed_lock_must_be_utf8(tmp_path: Path) -> None:
@@ -180,14 +194,13 @@ def test_local_builds_nothing(tmp_path: Path, runner_home: Path) -> None:
         pass
 
 
-def test_lease_env_records_the_run(tmp_path: Path) -> None:
-    def builder(tmp: Path) -> dict[str, object]:
-        (tmp / "bin").mkdir()
-        (tmp / "bin" / "python").symlink_to(sys.executable)
-        return {"manager": "uv", "python": "3.11.7"}
+def test_lease_env_records_the_run() -> None:
+    class Empty(BaseEnvManager):
+        name = "uv"
 
     key = env_key("uv", "", "cpython-3.11.7", "x")
-    path, _marker, _built = ensure_env("uv", key, builder, progress=lambda m: None)
+    lock = EnvLock(python="3.11.7")
+    path = ensure_env(Empty(), key, lock, progress=lambda m: None).path
     with lease_env(PreparedEnv(manager="uv", key=key, prefix=path), run_id="run-9"):
         result = CliRunner().invoke(env, ["list", "--json"])
     listed = json.loads(result.output)

@@ -1,108 +1,95 @@
-"""The uv manager: lock the spec, then build (or reuse) a cached venv for the lock."""
+"""The ``uv`` manager: a python_env (or a conda file's python pin and pip section) in a venv."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import os
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.envs import PreparedEnv
-from runner.envs.cache import (
-    CACHE_FORMAT_VERSION,
-    ensure_env,
-    env_dir,
-    env_key,
-    load_resolution,
-    platform_tag,
-    ready_marker,
-    record_use,
-    save_resolution,
-)
-from runner.envs.python.lock import LOCK_NAME, Lock, read_committed_lock
-from runner.envs.python.pyspec import PythonSpec, canonical_digest, read_python_spec
+from runner.envs.base import Activation, BaseEnvManager, EnvLock, Progress
 
 if TYPE_CHECKING:
+    from runner.envs.python.lock import Lock
+    from runner.envs.python.pyspec import PythonSpec
     from runner.project.records import ProjectSpec
 
-Progress = Callable[[str], None]
+
+class UvManager(BaseEnvManager):
+    name = "uv"
+    aliases = ("virtualenv",)  # MLflow's name for a venv-based env
+    kinds = ("system", "python_env", "conda_env")
+    default_for = ("python_env",)
+
+    def lock(self, spec: ProjectSpec, *, progress: Progress, refresh: bool) -> EnvLock:
+        """The committed ``runner.lock`` or a resolution, remembered by spec and lock file."""
+        # Imported here: the registry loads every manager on every run, local ones too.
+        from runner.envs.cache import remembered_lock
+        from runner.envs.python.lock import read_committed_lock
+        from runner.envs.python.pyspec import read_python_spec
+
+        pyspec = read_python_spec(spec)
+        committed = read_committed_lock(spec.root)
+        inputs = {"spec": pyspec.digest(), "lock": committed.text if committed else None}
+        lock = remembered_lock(
+            self,
+            inputs,
+            lambda: _resolve(pyspec, committed, progress),
+            refresh=refresh,
+            valid=_interpreter_exists,
+        )
+        return replace(lock, warnings=_warnings(pyspec, committed, spec.root))
+
+    def build(self, lock: EnvLock, prefix: Path, *, progress: Progress) -> dict[str, Any]:
+        from runner.envs.python.interpreters import Interpreter
+        from runner.envs.python.lock import Lock
+        from runner.envs.python.venv import build_venv
+
+        interp = Interpreter(Path(lock.build_inputs["interpreter"]), lock.python or "")
+        locked = Lock(lock.content, lock.python or "", source=lock.source or "resolved")
+        return build_venv(prefix, interp, locked, progress)
+
+    def health(self, prefix: Path, marker: Mapping[str, Any]) -> str | None:
+        if not (prefix / "pyvenv.cfg").is_file():
+            return "pyvenv.cfg is missing"
+        python = prefix / "bin" / "python"
+        if python.exists():
+            return None
+        if python.is_symlink():  # the base interpreter was removed (e.g. a pruned Python)
+            return f"its interpreter {os.readlink(python)} is gone"
+        return "bin/python is missing"
+
+    def activate(self, prefix: Path) -> Activation:
+        return Activation(path=(str(prefix / "bin"),), variables={"VIRTUAL_ENV": str(prefix)})
 
 
-def _silent(message: str) -> None:
-    """Progress goes nowhere unless the caller asks for it."""
+def _resolve(pyspec: PythonSpec, committed: Lock | None, progress: Progress) -> EnvLock:
+    """Probe for an interpreter, then resolve (unless a lock is committed): the cold path."""
+    from runner.envs.python.interpreters import find_interpreter
+    from runner.envs.python.resolve import resolve_lock
 
-
-def prepare_python_env(
-    spec: ProjectSpec,
-    manager: str,
-    *,
-    progress: Progress | None = None,
-    refresh: bool = False,
-    build: bool = True,
-) -> PreparedEnv:
-    """A ready venv for the project's Python spec; built only if no cached one matches.
-
-    ``refresh`` re-resolves unpinned requirements instead of reusing the last resolution.
-    ``build=False`` only locks: for backends that install the lock themselves (a container).
-    """
-    report = progress or _silent
-    pyspec = read_python_spec(spec)
-    committed = read_committed_lock(spec.root)
-    warnings = _warnings(pyspec, committed, spec.root)
-    source = "committed" if committed else "resolved"
-    digest = _resolution_digest(manager, pyspec, committed)
-    if not build:
-        return _locked_only(manager, pyspec, committed, digest, report, warnings, source, refresh)
-    hit = None if refresh else _reuse(manager, digest)
-    if hit is not None:
-        report(f"using cached environment {hit[0].name[:12]} (Python {hit[1]['python']})")
-        return _prepared(manager, hit[0], hit[1], warnings, source, reused=True)
-    path, marker, built = _build_or_find(manager, pyspec, committed, report)
-    save_resolution(digest, {"key": marker["key"], "python": marker["python"]})
-    return _prepared(manager, path, marker, warnings, source, reused=not built)
-
-
-def _locked_only(
-    manager: str,
-    pyspec: PythonSpec,
-    committed: Lock | None,
-    digest: str,
-    report: Progress,
-    warnings: tuple[str, ...],
-    source: str,
-    refresh: bool,
-) -> PreparedEnv:
-    """The lock and its key without a local venv; remembered like a built resolution."""
-    remembered = None if refresh else load_resolution(digest)
-    if remembered is None or not isinstance(remembered.get("lock"), str):
-        from runner.envs.python.interpreters import find_interpreter
-        from runner.envs.python.resolve import resolve_lock
-
-        interp = find_interpreter(pyspec.python)
-        lock = committed or resolve_lock(pyspec, interp, progress=report)
-        key = env_key(manager, lock.text, interp.tag, platform_tag())
-        remembered = {"key": key, "python": interp.version, "lock": lock.text,
-                      "packages": lock.packages()}  # fmt: skip
-        save_resolution(digest, remembered)
-    details = {"packages": remembered.get("packages", []), "lock_source": source}
-    return PreparedEnv(
-        manager=manager,
-        key=remembered["key"],
-        python=remembered["python"],
-        lock=remembered["lock"],
-        details=details,
-        warnings=warnings,
+    interp = find_interpreter(pyspec.python)
+    lock = committed or resolve_lock(pyspec, interp, progress=progress)
+    return EnvLock(
+        content=lock.text,
+        interpreter=interp.tag,
+        python=interp.version,
+        packages=tuple(lock.packages()),
+        source=lock.source,
+        build_inputs={"interpreter": str(interp.path)},
     )
 
 
-def _resolution_digest(manager: str, pyspec: PythonSpec, committed: Lock | None) -> str:
-    """What a remembered resolution is keyed by: the spec and the committed lock, if any."""
-    lock = committed.text if committed else None
-    inputs = {"manager": manager, "spec": pyspec.digest(), "lock": lock}
-    return canonical_digest(inputs | {"platform": platform_tag(), "format": CACHE_FORMAT_VERSION})
+def _interpreter_exists(lock: EnvLock) -> bool:
+    """A remembered lock applies while its interpreter is installed (one stat)."""
+    path = lock.build_inputs.get("interpreter")
+    return path is not None and os.path.exists(path)
 
 
 def _warnings(pyspec: PythonSpec, committed: Lock | None, root: Path) -> tuple[str, ...]:
+    from runner.envs.python.lock import LOCK_NAME
+
     if committed is not None and committed.inputs and committed.inputs != pyspec.digest():
         stale = (
             f"{LOCK_NAME} was generated from a different env file; it is used as is "
@@ -110,65 +97,3 @@ def _warnings(pyspec: PythonSpec, committed: Lock | None, root: Path) -> tuple[s
         )
         return (*pyspec.warnings, stale)
     return pyspec.warnings
-
-
-def _reuse(manager: str, digest: str) -> tuple[Path, dict[str, Any]] | None:
-    remembered = load_resolution(digest)
-    key = remembered.get("key") if remembered else None
-    if not isinstance(key, str):
-        return None
-    path = env_dir(manager, key)
-    marker = ready_marker(path, key)
-    return (path, marker) if marker is not None else None
-
-
-def _build_or_find(
-    manager: str, pyspec: PythonSpec, committed: Lock | None, report: Progress
-) -> tuple[Path, dict[str, Any], bool]:
-    # Imported here: a warm run never needs the resolver, the installer or subprocess.
-    from runner.envs.python.interpreters import find_interpreter
-    from runner.envs.python.resolve import resolve_lock
-    from runner.envs.python.venv import build_venv
-
-    interp = find_interpreter(pyspec.python)
-    lock = committed or resolve_lock(pyspec, interp, progress=report)
-    key = env_key(manager, lock.text, interp.tag, platform_tag())
-    started = time.monotonic()
-
-    def build(tmp: Path) -> dict[str, Any]:
-        return build_venv(tmp, interp, lock, report) | {
-            "manager": manager,
-            "spec_digest": pyspec.digest(),
-        }
-
-    path, marker, built = ensure_env(manager, key, build, progress=report)
-    if built:
-        report(f"environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
-    return path, marker, built
-
-
-def _prepared(
-    manager: str,
-    path: Path,
-    marker: dict[str, Any],
-    warnings: tuple[str, ...],
-    source: str,
-    *,
-    reused: bool,
-) -> PreparedEnv:
-    record_use(path)
-    details = {
-        "packages": marker.get("packages", []),
-        "lock_source": source,
-        "interpreter": marker.get("interpreter"),
-    }
-    return PreparedEnv(
-        manager=manager,
-        key=marker["key"],
-        prefix=path,
-        python=marker.get("python"),
-        lock=marker.get("lock"),
-        details=details,
-        reused=reused,
-        warnings=warnings,
-    )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.envs.digest import canonical_digest
+from runner.envs.system import current_python
 from runner.errors import SpecError
 from runner.project.records import ProjectSpec
 from runner.project.yamlsafe import YamlDoc, load_yaml, read_capped
@@ -37,11 +36,6 @@ _CONDA_BUILD_PACKAGE = re.compile(
 )
 
 
-def _current_python() -> str:
-    """This interpreter's version, e.g. "3.11.7" (sys, not platform: platform costs 8 ms)."""
-    return "{}.{}.{}".format(*sys.version_info[:3])
-
-
 @dataclass(frozen=True)
 class PythonSpec:
     """What a Python env must contain, with every ``-r``/``-c`` file already read in."""
@@ -66,12 +60,6 @@ class PythonSpec:
         return canonical_digest(inputs)
 
 
-def canonical_digest(value: Any) -> str:
-    """sha256 of canonical JSON: sorted keys, no whitespace, UTF-8."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def read_python_spec(spec: ProjectSpec) -> PythonSpec:
     """The Python env a project asks for, whatever kind of env file it has."""
     env_file = spec.env.file
@@ -89,7 +77,7 @@ def read_python_spec(spec: ProjectSpec) -> PythonSpec:
 
 def default_spec() -> PythonSpec:
     """No env file: the current interpreter's version and nothing else."""
-    return PythonSpec(python=_current_python())
+    return PythonSpec(python=current_python())
 
 
 def read_python_env(path: Path, root: Path) -> PythonSpec:
@@ -120,7 +108,7 @@ def _make_spec(
 def _python_version(doc: YamlDoc, name: str) -> str:
     value = doc.data.get("python") if isinstance(doc.data, dict) else None
     if value is None:
-        return _current_python()
+        return current_python()
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(f'{name}: python must be a version such as "3.11", got {value!r}')
     # The author's text: an unquoted 3.10 is the float 3.1 to YAML but "3.10" to the author.
@@ -158,7 +146,7 @@ def read_conda_env(path: Path, root: Path) -> PythonSpec:
             f"resulting environment: {dropped}"
         )
     if python is None:
-        python = _current_python()
+        python = current_python()
         warnings.append(f"{path.name} does not pin python; using this interpreter's {python}")
     return _make_spec(root, path.name, python, build, pip, source="conda", warnings=(*warnings,))
 

@@ -38,7 +38,10 @@ print(json.dumps(problems))
 
 
 def build_venv(target: Path, interp: Interpreter, lock: Lock, report: Progress) -> dict[str, Any]:
-    """Create a relocatable venv in ``target``, install the lock, health-check it."""
+    """Create a relocatable venv in ``target``, install the lock, check it thoroughly.
+
+    Returns the facts kept in the marker and recorded on the run.
+    """
     logs: list[str] = []
     report(f"creating environment with Python {interp.version}")
     # Relocatable: scripts find their interpreter relative to themselves, so the finished
@@ -49,8 +52,7 @@ def build_venv(target: Path, interp: Interpreter, lock: Lock, report: Progress) 
         _install(target, lock, report, logs)
     report("checking environment")
     _health_check(target, lock, logs)
-    facts = {"python": interp.version, "interpreter": str(interp.path), "lock": lock.text}
-    return facts | {"lock_source": lock.source, "packages": lock.packages()}
+    return {"interpreter": str(interp.path)}
 
 
 def _install(target: Path, lock: Lock, report: Progress, logs: list[str]) -> None:

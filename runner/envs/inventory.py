@@ -1,4 +1,4 @@
-"""Listing cached environments and removing old or broken ones, never one in use."""
+"""Listing cached environments and removing old or unusable ones, never one in use."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from runner.envs.cache import (
     envs_root,
     exclusive,
     load_resolution,
+    read_marker,
     read_usage,
     ready_marker,
     remove_garbage,
     try_build_lock,
 )
+from runner.errors import RunnerError
 from runner.locks import flock
 
 
@@ -136,17 +138,31 @@ def collect_garbage(
     dry_run: bool = False,
     now: float | None = None,
 ) -> GcReport:
-    """Remove envs unused for ``older_than`` seconds (or all), skipping those in use."""
+    """Remove unusable envs and those unused for ``older_than`` seconds (or all), not in use."""
     now = time.time() if now is None else now
     report = GcReport()
     for info in list_envs():
         old = older_than is not None and now - info.last_used > older_than
-        if remove_all or old:
+        if remove_all or old or _unusable(info):
             _remove_env(info, report, dry_run)
     report.garbage = _remove_partial(dry_run, now)
     if not dry_run:
         _prune_resolutions(remove_all)
     return report
+
+
+def _unusable(info: EnvInfo) -> bool:
+    """Its manager's health check fails: the next run would rebuild it anyway."""
+    from runner.envs.registry import find_manager
+
+    try:
+        manager = find_manager(info.manager)
+    except RunnerError:  # a plugin that no longer loads cannot judge; age will remove it
+        return False
+    marker = read_marker(info.path)
+    if manager is None or marker is None:
+        return False
+    return manager.health(info.path, marker) is not None
 
 
 def _remove_env(info: EnvInfo, report: GcReport, dry_run: bool) -> None:

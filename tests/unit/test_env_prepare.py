@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.envs.cache import MARKER, env_dir
+from runner.envs.inventory import collect_garbage
 from runner.envs.prepare import lease_env, prepare_env
 from runner.project.records import EnvSpec, ProjectSpec
 from tests.plugins import install_toy_manager, use_site
@@ -93,3 +94,16 @@ def test_a_leased_plugin_env_records_the_run(project: ProjectSpec) -> None:
     with lease_env(prepared, run_id="run-7"):
         assert (prepared.prefix / MARKER).exists()
     assert '"run_id": "run-7"' in (prepared.prefix / ".runner-usage.jsonl").read_text()
+
+
+def test_gc_removes_an_unhealthy_env_unless_it_is_in_use(project: ProjectSpec) -> None:
+    healthy = prepare_env(project, "toy")
+    (project.root / "toy.lock").write_text("bonjour\n")
+    broken = prepare_env(project, "toy")
+    assert broken.prefix is not None and healthy.prefix is not None
+    (broken.prefix / "greeting").unlink()
+    with lease_env(broken):
+        assert collect_garbage(older_than=None).in_use[0].key == broken.key
+    report = collect_garbage(older_than=None)
+    assert [info.key for info in report.removed] == [broken.key]
+    assert not broken.prefix.exists() and healthy.prefix.exists()

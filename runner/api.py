@@ -22,11 +22,12 @@ class Run:
 
     def record(self) -> dict[str, Any]:
         """The full run record, as ``runner runs show --json`` prints it."""
+        from runner.execution.control import current_record
         from runner.execution.lifecycle import open_reconciled_store
 
         store = open_reconciled_store()
         try:
-            return store.get_run(self.run_id)
+            return current_record(store, self.run_id).to_dict()
         finally:
             store.close()
 
@@ -45,10 +46,16 @@ class Run:
         return status is RunStatus.FINISHED
 
     def cancel(self) -> None:
-        """Ask the run's runner process to stop it; the run ends KILLED. No-op once ended."""
-        from runner.commands.runs import cancel_run
+        """Stop the run (through its runner process, or its backend if the runner is gone);
+        the run ends KILLED. No-op once ended."""
+        from runner.execution.control import cancel_run
+        from runner.execution.lifecycle import open_reconciled_store
 
-        cancel_run(self.run_id)
+        store = open_reconciled_store()
+        try:
+            cancel_run(store, self.run_id)
+        finally:
+            store.close()
 
 
 def run(

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import json
-import os
-import signal
-import socket
 import sys
-import time
+import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from runner.errors import RunnerError
 from runner.status import RunStatus
+from runner.store import RunPage, RunRecord
 
 
 def _store() -> Any:
@@ -28,6 +26,10 @@ def runs() -> None:
     """Inspect and control recorded runs. Run ids may be abbreviated to a unique prefix."""
 
 
+LIST_LIMIT = 20
+_SIZING_ROWS = 500  # rows that set the column widths of a listing
+
+
 @runs.command("list")
 @click.option("--experiment", help="Only runs of this experiment.")
 @click.option(
@@ -35,36 +37,80 @@ def runs() -> None:
     type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
     help="Only runs with this status.",
 )
-@click.option("--limit", type=int, default=None, help="At most this many runs (newest first).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"At most this many runs, newest first [default: {LIST_LIMIT}].",
+)
+@click.option("--all", "all_runs", is_flag=True, help="Every matching run (read page by page).")
+@click.option("--page-token", help="Continue after the runs already shown (the token printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print run records as a JSON list.")
-def list_runs(experiment: str | None, status: str | None, limit: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
-    records = _store().list_runs(
-        experiment=experiment, status=status.upper() if status else None, limit=limit
-    )
-    if as_json:
-        click.echo(json.dumps(records, indent=2))
+def list_runs(
+    experiment: str | None,
+    status: str | None,
+    limit: int | None,
+    all_runs: bool,
+    page_token: str | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first: the newest 20 unless --limit or --all says otherwise."""
+    if all_runs and (limit is not None or page_token is not None):
+        raise click.UsageError("--all lists every run; it takes no --limit or --page-token")
+    store, wanted = _store(), status.upper() if status else None
+    if all_runs:
+        _print_runs(store.iter_runs(experiment=experiment, status=wanted), as_json)
         return
-    if not records:
+    limit = LIST_LIMIT if limit is None else limit
+    page = store.list_runs(experiment, wanted, limit=limit, page_token=page_token)
+    _print_runs(iter(page.runs), as_json)
+    if page.more:
+        click.echo(_more_line(page), err=True)
+
+
+def _print_runs(records: Iterator[RunRecord], as_json: bool) -> None:
+    if as_json:
+        _print_json_list(records)
+        return
+    # Widths come from the first rows only, so that --all streams in bounded memory.
+    first = [_table_row(record) for record in itertools.islice(records, _SIZING_ROWS)]
+    if not first:
         click.echo("no runs recorded yet", err=True)
         return
-    rows = [("RUN ID", "STATUS", "EXPERIMENT", "ENTRY POINT", "STARTED", "NAME")]
-    rows += [
-        (
-            r["run_id"][:12],
-            r["status"],
-            r["experiment"],
-            r["entry_point"],
-            (r["start_time"] or "")[:19].replace("T", " "),
-            r["run_name"] or "",
-        )
-        for r in records
-    ]
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo(
-            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        )
+    header = ("RUN ID", "STATUS", "EXPERIMENT", "ENTRY POINT", "STARTED", "NAME")
+    widths = [max(len(row[i]) for row in [header, *first]) for i in range(len(header))]
+    for row in itertools.chain([header], first, map(_table_row, records)):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _table_row(record: RunRecord) -> tuple[str, ...]:
+    started = record.start_time[:19].replace("T", " ")
+    return (
+        record.run_id[:12],
+        record.status.value,
+        record.experiment,
+        record.entry_point,
+        started,
+        record.run_name,
+    )
+
+
+def _print_json_list(records: Iterator[RunRecord]) -> None:
+    """What ``json.dumps(list, indent=2)`` prints, one record at a time."""
+    separator = "["
+    for record in records:
+        text = json.dumps(record.to_dict(), indent=2)
+        click.echo(separator + "\n" + textwrap.indent(text, "  "), nl=False)
+        separator = ","
+    click.echo("[]" if separator == "[" else "\n]")
+
+
+def _more_line(page: RunPage) -> str:
+    """``... 180 more: --limit 200, --page-token ID or --all`` (how to see the rest)."""
+    count = f"more than {page.more}" if page.capped else str(page.more)
+    options = [] if page.capped else [f"--limit {len(page.runs) + page.more}"]
+    options += [f"--page-token {page.next_token}"] if page.next_token else []
+    return f"... {count} more: {', '.join([*options, '--all'])}".replace(", --all", " or --all")
 
 
 @runs.command("show")
@@ -72,7 +118,9 @@ def list_runs(experiment: str | None, status: str | None, limit: int | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Print the full run record as JSON.")
 def show(run_id: str, as_json: bool) -> None:
     """Show one run: status, parameters, source, environment, metrics."""
-    record = _store().get_run(run_id)
+    from runner.execution.control import current_record
+
+    record = current_record(_store(), run_id).to_dict()
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
@@ -95,30 +143,16 @@ def _short(value: Any) -> str:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run ends.")
 def logs(run_id: str, follow: bool) -> None:
     """Print the output (stdout and stderr) a run's entry point wrote."""
-    from runner.execution.orchestrator import LOG_FILE
-    from runner.home import run_artifacts_dir
+    from runner.execution.control import stream_logs
 
-    store = _store()
-    full_id = store.get_run(run_id)["run_id"]
-    path = run_artifacts_dir(full_id) / LOG_FILE
-    offset = _print_from(path, 0)
-    while follow and not RunStatus(store.get_run(full_id)["status"]).is_terminal:
-        time.sleep(0.2)
-        offset = _print_from(path, offset)
-    if follow:
-        _print_from(path, offset)
+    note = stream_logs(_store(), run_id, follow=follow, write=_write_out)
+    if note:
+        click.echo(note, err=True)
 
 
-def _print_from(path: Any, offset: int) -> int:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return offset
+def _write_out(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-    return offset + len(data)
 
 
 @runs.command("cancel")
@@ -133,40 +167,7 @@ def _print_from(path: Any, offset: int) -> int:
 )
 def cancel(run_id: str, wait_seconds: float) -> None:
     """Stop a run: its entry point is terminated and the run ends KILLED."""
-    status = cancel_run(run_id, wait_seconds)
+    from runner.execution.control import cancel_run
+
+    status = cancel_run(_store(), run_id, wait_seconds)
     click.echo(f"run {run_id}: {status.value}")
-
-
-def cancel_run(run_id: str, wait_seconds: float = 30.0) -> RunStatus:
-    """Signal the run's runner process (which cancels the backend); returns the final status."""
-    store = _store()
-    record = store.get_run(run_id)
-    full_id = record["run_id"]
-    if RunStatus(record["status"]).is_terminal:
-        return RunStatus(record["status"])
-    live = {run.run_id: run for run in store.live_runs()}.get(full_id)
-    if live is None or live.runner_pid is None:
-        store.finish_run(full_id, RunStatus.KILLED, None, "cancelled before it started")
-        return RunStatus.KILLED
-    if live.runner_host != socket.gethostname():
-        raise RunnerError(
-            f"run {full_id} is executed by a runner on host {live.runner_host}",
-            hint="cancel it from that host",
-        )
-    _terminate(live.runner_pid)
-    return _await_end(store, full_id, wait_seconds)
-
-
-def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-
-
-def _await_end(store: Any, run_id: str, wait_seconds: float) -> RunStatus:
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        status = RunStatus(store.get_run(run_id)["status"])
-        if status.is_terminal:
-            return status
-        time.sleep(0.1)
-    return RunStatus(store.get_run(run_id)["status"])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo
 from runner.console import discard_sink, progress_printer, say, terminal_sink
-from runner.execution.interrupts import Cancelled, cancellable
+from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
     Plan,
@@ -64,19 +64,22 @@ def run_from_cli(
     )
     plan = make_plan(request)
     store = open_reconciled_store()
-    run_id = submit(plan, store)
     if detach:
+        run_id = submit(plan, store)
         spawn_supervisor(run_id, store)
         print(run_id)
         return 0
-    return _run_attached(run_id, plan, store, quiet)
+    return _run_attached(plan, store, quiet)
 
 
-def _run_attached(run_id: str, plan: Plan, store: Store, quiet: bool) -> int:
-    say(f"run {run_id} ({plan.entry_point}) started: {plan.command}", quiet=quiet)
+def _run_attached(plan: Plan, store: Store, quiet: bool) -> int:
     started = time.monotonic()
+    run_id = ""
     try:
         with cancellable():
+            with deferred():  # a signal from here on still ends the recorded run KILLED
+                run_id = submit(plan, store)
+                say(f"run {run_id} ({plan.entry_point}) started: {plan.command}", quiet=quiet)
             info = execute(run_id, plan, store, terminal_sink, progress_printer(quiet))
     except KeyboardInterrupt:
         say(f"run {run_id} KILLED (interrupted)")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.backend import LOST, ExitInfo, RunRef, Verdict, load_backend
+from runner.backend import LOST, ExitInfo, RunRef, Verdict, available_backends, load_backend
 from runner.errors import RunnerError
 from runner.home import run_artifacts_dir
 from runner.procinfo import is_alive
@@ -32,19 +32,42 @@ BACKEND_BATCH = 1000
 
 def reconcile(store: Store) -> list[str]:
     """Record what became of every run whose runner died; returns the ids that ended."""
-    host, now_ms = socket.gethostname(), int(time.time() * 1000)
-    orphaned = [run for run in store.live_runs() if _runner_gone(run, host, now_ms)]
-    return _settle(store, orphaned, released=False)
+    orphaned = [*_lost_on_this_host(store), *_stale_elsewhere(store)]
+    ended = _settle(store, orphaned, released=False)
+    for backend in available_backends():
+        ended += _poll_released(store, backend, BACKEND_POLL_SECONDS)
+    return ended
 
 
-def _runner_gone(run: LiveRun, host: str, now_ms: int) -> bool:
-    if run.runner_pid is None:
-        return False
-    if run.runner_host == host:
-        return not is_alive(run.runner_pid, run.runner_start)
-    return run.heartbeat_ms is not None and now_ms - run.heartbeat_ms > STALE_HEARTBEAT_MS
+def refresh(store: Store, backend: str) -> list[str]:
+    """Ask ``backend`` about its released runs now (a command is about to show them)."""
+    return _poll_released(store, backend, 0.0)
 
 
+def _poll_released(store: Store, backend: str, interval: float) -> list[str]:
+    """One batched question to a backend about the runs it kept alive, at most once per
+    ``interval`` (recorded in the store, so many short commands do not repeat it)."""
+    runs = _released(store, backend)
+    if not runs or not store.claim_interval(f"reconcile:{backend}", interval):
+        return []
+    return _settle(store, runs, released=True)
+
+
+def _released(store: Store, backend: str) -> list[LiveRun]:
+    # SCHEDULED runs without a runner were never started by one: nothing to ask a backend
+    owned = store.backend_owned_runs(backend, BACKEND_BATCH)
+    return [run for run in owned if run.status is RunStatus.RUNNING]
+
+
+def _lost_on_this_host(store: Store) -> list[LiveRun]:
+    host = socket.gethostname()
+    dead = [p for p in store.runner_processes(host) if not is_alive(p.pid, p.start)]
+    return [run for p in dead for run in store.live_runs_of_process(host, p.pid, p.start)]
+
+
+def _stale_elsewhere(store: Store) -> list[LiveRun]:
+    bound = int(time.time() * 1000) - STALE_HEARTBEAT_MS
+    return store.stale_runs(bound, exclude_host=socket.gethostname())
 
 
 def _settle(store: Store, runs: Sequence[LiveRun], *, released: bool) -> list[str]:
@@ -92,7 +115,9 @@ def _apply(store: Store, run: LiveRun, verdict: Verdict, released: bool) -> bool
     if verdict is LOST:
         return store.finish_run(run.run_id, RunStatus.FAILED, None, _lost_reason(run, released))
     if not verdict.status.is_terminal:
-        return False  # the backend keeps it running
+        if not released:
+            store.release_runner(run.run_id)  # the backend keeps it: any process may attach
+        return False
     return _finish(store, run.run_id, verdict)
 
 

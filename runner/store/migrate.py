@@ -10,18 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import StoreError
+from runner.locks import LockTimeout, exclusive_lock
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 # Must equal the newest revision in migrations/versions (a unit test checks it), so the fast path
 # can compare against it without importing alembic.
-HEAD_REVISION = "0001"
-KNOWN_REVISIONS = ("0001",)
+HEAD_REVISION = "0002"
+KNOWN_REVISIONS = ("0001", "0002")
 LOCK_TIMEOUT = 300.0
-# Connection execution option: a plain (deferred) transaction on SQLite, so checks and reads do
-# not take the write lock that every other SQLAlchemy transaction takes (see sql.py).
-READ_OPTION = "runner_read"
 SCRIPT_LOCATION = "runner.store:migrations"
 _PG_LOCK_KEY = 0x72756E6E  # any constant shared by all runner processes: "runn"
 _SQLITE_URL = re.compile(r"^sqlite(\+pysqlite)?://(?P<rest>.*)$")
@@ -51,7 +49,7 @@ def ensure_sqlite_schema(conn: sqlite3.Connection, path: Path) -> None:
     with _file_lock(path):
         if _is_head(_sqlite_revision(conn, path), path):
             return
-        from runner.store.sql import make_engine
+        from runner.store.engine import make_engine
 
         engine = make_engine(f"sqlite:///{path}")
         try:
@@ -63,6 +61,8 @@ def ensure_sqlite_schema(conn: sqlite3.Connection, path: Path) -> None:
 def ensure_engine_schema(engine: Engine, path: Path | None = None) -> None:
     """Migrate ``engine``'s database to head unless it is there; ``path`` names a SQLite file."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from runner.store.engine import READ_OPTION
 
     try:
         with engine.connect() as conn, conn.execution_options(**{READ_OPTION: True}).begin():
@@ -120,16 +120,12 @@ def _engine_revision(conn: Connection) -> str | None:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT)
     try:
-        with lock:
+        with exclusive_lock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT):
             yield
-    except Timeout as exc:
+    except LockTimeout as exc:
         raise StoreError(
-            f"timed out after {LOCK_TIMEOUT:.0f} s waiting for {lock.lock_file}",
-            hint="another runner process is migrating this store; is it stuck?",
+            str(exc), hint="another runner process is migrating this store; is it stuck?"
         ) from exc
 
 

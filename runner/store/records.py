@@ -1,4 +1,4 @@
-"""What both store implementations share: validation, ids, names, times, JSON columns, records."""
+"""What goes into the store: validation, ids, names, times, JSON columns, rows to write."""
 
 from __future__ import annotations
 
@@ -12,29 +12,8 @@ from typing import Any
 
 from runner.errors import RunNotFound, StoreError
 from runner.status import RunStatus
-from runner.store import LiveRun, Metric, NewRun
+from runner.store import Metric, NewRun
 
-# Columns of ``runs`` in the order both implementations insert and select them.
-RUN_COLUMNS = (
-    "run_id",
-    "experiment_id",
-    "run_name",
-    "status",
-    "start_time",
-    "end_time",
-    "exit_code",
-    "failure_reason",
-    "entry_point",
-    "command",
-    "backend",
-    "source",
-    "environment",
-    "parent_run_id",
-    "runner_pid",
-    "runner_host",
-    "runner_start",
-    "heartbeat",
-)
 SOURCE_KEYS = (
     "uri",
     "subdirectory",
@@ -45,18 +24,6 @@ SOURCE_KEYS = (
     "dirty",
     "diff_digest",
 )
-KV_COLUMNS = ("run_id", "key", "value")
-METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
-LIVE_COLUMNS = (
-    "run_id",
-    "status",
-    "backend",
-    "runner_pid",
-    "runner_host",
-    "runner_start",
-    "heartbeat",
-)
-LIVE_STATUSES = (RunStatus.SCHEDULED.value, RunStatus.RUNNING.value)
 # Every SQLite connection waits up to 30 s for the writer instead of failing at once and enforces
 # foreign keys. synchronous=NORMAL skips an fsync per commit: in WAL mode a process crash loses
 # no commit and a power cut can only drop the latest ones, never corrupt the file.
@@ -204,35 +171,6 @@ def environment_json(environment: Mapping[str, Any]) -> str:
     return dump_json(environment)
 
 
-class RunUpdates:
-    """``update_run`` and ``heartbeat`` for both stores: only ``_update`` differs between them."""
-
-    def _update(self, run_id: str, values: Mapping[str, Any]) -> None:
-        raise NotImplementedError
-
-    def heartbeat(self, run_id: str) -> None:
-        self._update(run_id, {"heartbeat": now_ms()})
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        environment: Mapping[str, Any] | None = None,
-        command: str | None = None,
-        runner_pid: int | None = None,
-        runner_host: str | None = None,
-        runner_start: float | None = None,
-    ) -> None:
-        values = update_values(
-            environment=environment,
-            command=command,
-            runner_pid=runner_pid,
-            runner_host=runner_host,
-            runner_start=runner_start,
-        )
-        self._update(run_id, values)
-
-
 def update_values(**fields: Any) -> dict[str, Any]:
     """The columns ``update_run`` changes: the arguments that are not None, JSON-encoded."""
     values = {name: value for name, value in fields.items() if value is not None}
@@ -310,10 +248,8 @@ def metric_rows(run_id: str, metrics: Iterable[Metric]) -> list[MetricRow]:
     return rows
 
 
-def latest_changes(
-    latest: Mapping[str, tuple[int, int]], rows: Sequence[MetricRow]
-) -> list[MetricRow]:
-    """Rows that become a key's latest value (max step, then timestamp, then logged last)."""
+def newest_per_key(rows: Sequence[MetricRow]) -> list[MetricRow]:
+    """Each key's newest row of a batch (max step, then timestamp, then logged last)."""
     newest: dict[str, MetricRow] = {}
     for row in rows:
         current = newest.get(row[1])
@@ -324,45 +260,4 @@ def latest_changes(
             or (row[3] == current[3] and row[4] >= current[4])
         ):
             newest[row[1]] = row
-    return [row for key, row in newest.items() if key not in latest or row[3:] >= latest[key]]
-
-
-def build_records(
-    runs: Sequence[Mapping[str, Any]], children: Mapping[str, Iterable[KeyValue]]
-) -> list[dict[str, Any]]:
-    """Run records in the order of ``runs``; ``children`` maps params/tags/metrics to rows."""
-    grouped: dict[str, dict[str, dict[str, Any]]] = {run["run_id"]: {} for run in runs}
-    for kind, rows in children.items():
-        for run_id, key, value in rows:
-            grouped[run_id].setdefault(kind, {})[key] = value
-    return [build_record(run, grouped[run["run_id"]]) for run in runs]
-
-
-def build_record(run: Mapping[str, Any], children: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """One run record as ``schemas/run.schema.json`` describes it."""
-    source = load_json(run["source"])
-    return {
-        "run_id": run["run_id"],
-        "experiment": run["experiment"],
-        "run_name": run["run_name"],
-        "status": run["status"],
-        "start_time": iso_utc(run["start_time"]),
-        "end_time": iso_utc(run["end_time"]),
-        "exit_code": run["exit_code"],
-        "failure_reason": run["failure_reason"],
-        "entry_point": run["entry_point"],
-        "parameters": children.get("params", {}),
-        "command": run["command"],
-        "source": {key: source.get(key) for key in SOURCE_KEYS},
-        "environment": load_json(run["environment"]),
-        "backend": run["backend"],
-        "tags": children.get("tags", {}),
-        "metrics": children.get("metrics", {}),
-        "parent_run_id": run["parent_run_id"],
-    }
-
-
-def live_run(row: Sequence[Any]) -> LiveRun:
-    """A LiveRun from a row of ``LIVE_COLUMNS``."""
-    run_id, status, backend, pid, host, started, heartbeat = row
-    return LiveRun(run_id, RunStatus(status), backend, pid, host, started, heartbeat)
+    return list(newest.values())

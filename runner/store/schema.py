@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -13,7 +15,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
+
+from runner.store import statements
 
 # Constraint names are spelled out so later migrations (batch mode on SQLite) can refer to them.
 metadata = MetaData(
@@ -27,6 +32,14 @@ metadata = MetaData(
 
 # Milliseconds since the epoch overflow 32 bits; on SQLite INTEGER is already 64-bit.
 Millis = BigInteger
+# Partial index predicates, as the queries in statements.py spell them.
+LIVE = statements.LIVE
+BACKEND_OWNED = f"{LIVE} AND runner_pid IS NULL"
+
+
+def _where(predicate: str) -> dict[str, Any]:
+    return {"sqlite_where": text(predicate), "postgresql_where": text(predicate)}
+
 
 experiments = Table(
     "experiments",
@@ -57,8 +70,15 @@ runs = Table(
     Column("runner_host", String(256)),
     Column("runner_start", Float),
     Column("heartbeat", Millis),
+    # Listings, newest first, unfiltered or by status and/or experiment (keyset pages).
+    Index(None, "start_time"),
+    Index(None, "status", "start_time"),
     Index(None, "experiment_id", "start_time"),
-    Index(None, "status"),
+    Index(None, "experiment_id", "status", "start_time"),
+    # Only live runs, so the reconciler's queries cost the live runs, not all runs.
+    Index("ix_runs_live_runner", "runner_host", "runner_pid", "runner_start", **_where(LIVE)),
+    Index("ix_runs_live_heartbeat", "status", "heartbeat", **_where(LIVE)),
+    Index("ix_runs_live_backend", "backend", "start_time", **_where(BACKEND_OWNED)),
 )
 
 params = Table(
@@ -99,4 +119,12 @@ latest_metrics = Table(
     Column("value", Float),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", Millis, nullable=False),
+)
+
+# When a recurring job (e.g. a batched backend query) last ran, for Store.claim_interval.
+intervals = Table(
+    "intervals",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("done_at", Millis, nullable=False),
 )

@@ -100,10 +100,10 @@ def test_processes_share_a_fresh_store(tmp_path: Path, impl: str, count: int) ->
     ids = {run_id for output in outputs for run_id in output["ids"]}
     assert len(ids) == count * RUNS_PER_WORKER
     with open_store(f"sqlite:///{db}") as store:  # type: ignore[attr-defined]
-        runs = store.list_runs(experiment="shared")
-    assert {run["run_id"] for run in runs} == ids
-    assert {run["status"] for run in runs} == {"FINISHED"}
-    assert {run["metrics"]["loss"] for run in runs} == {1.0 / METRICS_PER_RUN}
+        runs = list(store.iter_runs(experiment="shared"))
+    assert {run.run_id for run in runs} == ids
+    assert {run.status for run in runs} == {"FINISHED"}
+    assert {run.metrics["loss"] for run in runs} == {1.0 / METRICS_PER_RUN}
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (
@@ -145,7 +145,7 @@ def test_first_terminal_write_wins(
         assert sorted(won.values()) == [False, True]
         winner = next(index for index, result in won.items() if result)
         run = stores[1 - winner].get_run(run_id)
-        assert (run["status"], run["exit_code"]) == (finals[winner].value, winner)
+        assert (run.status, run.exit_code) == (finals[winner].value, winner)
     for store in stores:
         store.close()
 
@@ -164,7 +164,7 @@ def test_long_reader_does_not_block_writers(
     assert store.finish_run(run_id, RunStatus.FINISHED, 0, None)
     assert reader.execute("SELECT count(*) FROM runs").fetchone() == (1,)  # its snapshot
     reader.execute("COMMIT")
-    assert len(store.list_runs()) == 2
+    assert len(store.list_runs().runs) == 2
     reader.close()
     store.close()
 
@@ -186,7 +186,28 @@ def test_threads_share_one_store(
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.get_run(run_id)["metrics"] == {f"t{index}": 49.0 for index in range(6)}
+    assert store.get_run(run_id).metrics == {f"t{index}": 49.0 for index in range(6)}
     store.close()
     with sqlite3.connect(tmp_path / "threads.db") as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (300,)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_one_claim_wins_across_stores(
+    tmp_path: Path, impl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stores = [open_with(impl, tmp_path / "claims.db", monkeypatch) for _ in range(6)]
+    barrier, won = threading.Barrier(len(stores)), []
+
+    def claim(store: Store) -> None:
+        barrier.wait()
+        won.append(store.claim_interval("batch", 3600))
+
+    threads = [threading.Thread(target=claim, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won) == [False] * 5 + [True]
+    for store in stores:
+        store.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +43,55 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def store(postgres_url: str) -> Iterator[Store]:
+def database_url(postgres_url: str) -> Iterator[str]:
+    """A new, empty database of the session's server."""
     from sqlalchemy import create_engine, text
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    opened = open_store(postgres_url.rsplit("/", 1)[0] + f"/{name}")
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
     assert type(opened).__name__ == "SqlStore"
     yield opened
     opened.close()
-    admin.dispose()
+
+
+def test_indexes_after_migration_on_postgresql(database_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    open_store(database_url).close()
+    engine = create_engine(database_url)
+    indexes = {index["name"]: index for index in inspect(engine).get_indexes("runs")}
+    engine.dispose()
+    for name, (columns, predicate) in contract.NEW_INDEXES.items():
+        assert indexes[name]["column_names"] == columns, name
+        where = str(indexes[name].get("dialect_options", {}).get("postgresql_where", ""))
+        # PostgreSQL keeps its own rendering of a predicate: check what it names
+        assert ("SCHEDULED" in where and "RUNNING" in where) == (predicate is not None), where
+        assert ("runner_pid IS NULL" in where) == (name == "ix_runs_live_backend"), where
+    assert "ix_runs_status" not in indexes
+
+
+def test_one_claim_wins_across_connections(database_url: str) -> None:
+    stores = [open_store(database_url) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+
+    def claim(store: Store) -> bool:
+        barrier.wait()
+        return store.claim_interval("batch", 3600)
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        results = list(pool.map(claim, stores))
+    assert sorted(results) == [False] * 5 + [True]
+    for store in stores:
+        store.close()
 
 
 def test_the_contract_suite_was_collected() -> None:

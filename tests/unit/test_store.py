@@ -10,7 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,19 @@ import pytest
 from runner.errors import RunNotFound, StoreError
 from runner.redact import redact_uri
 from runner.status import RunStatus
-from runner.store import NewRun, Store, records
+from runner.store import (
+    MetricPoint,
+    NewRun,
+    RunnerProcess,
+    RunPage,
+    RunRecord,
+    Store,
+    core,
+    listing,
+    records,
+    statements,
+)
+from runner.store.database import SQLITE
 from runner.store.migrate import HEAD_REVISION, KNOWN_REVISIONS, SCRIPT_LOCATION
 from runner.store.open import open_store
 
@@ -63,8 +76,12 @@ def store(
     opened.close()
 
 
-def assert_valid(record: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator(RUN_SCHEMA).validate(record)
+def assert_valid(record: RunRecord) -> None:
+    jsonschema.Draft202012Validator(RUN_SCHEMA).validate(record.to_dict())
+
+
+def ids_of(runs: Iterable[RunRecord]) -> list[str]:
+    return [run.run_id for run in runs]
 
 
 # -- creating and reading runs ---------------------------------------------------------------
@@ -74,17 +91,27 @@ def test_create_run_records_everything(store: Store) -> None:
     run_id = store.create_run(make_new(parent_run_id="f" * 32))
     run = store.get_run(run_id)
     assert_valid(run)
-    assert run["run_id"] == run_id and re.fullmatch(r"[0-9a-f]{32}", run_id)
-    assert (run["experiment"], run["status"], run["end_time"]) == ("exp", "SCHEDULED", None)
-    assert re.fullmatch(r"[a-z]+-[a-z]+-\d{3}", run["run_name"])
-    assert run["parameters"] == {"alpha": "0.5"} and run["tags"] == {"team": "ml"}
-    assert run["source"]["commit"] == "a" * 40 and run["source"]["branch"] is None
-    assert run["environment"] == {"manager": "uv", "lock_digest": "sha256:00"}
-    assert run["parent_run_id"] == "f" * 32 and run["metrics"] == {}
+    assert run.run_id == run_id and re.fullmatch(r"[0-9a-f]{32}", run_id)
+    assert (run.experiment, run.status, run.end_time) == ("exp", RunStatus.SCHEDULED, None)
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d{3}", run.run_name)
+    assert run.parameters == {"alpha": "0.5"} and run.tags == {"team": "ml"}
+    assert run.source["commit"] == "a" * 40 and run.source["branch"] is None
+    assert run.environment == {"manager": "uv", "lock_digest": "sha256:00"}
+    assert run.parent_run_id == "f" * 32 and run.metrics == {}
+
+
+def test_record_dict_is_the_json_record(store: Store) -> None:
+    run = store.get_run(store.create_run(make_new()))
+    data = run.to_dict()
+    assert list(data) == RUN_SCHEMA["required"]  # the order `runner runs show --json` prints
+    assert type(data["status"]) is str and data["status"] == "SCHEDULED"
+    assert json.loads(json.dumps(data)) == data
+    data["parameters"]["alpha"] = "changed"
+    assert run.parameters == {"alpha": "0.5"}  # to_dict hands out copies
 
 
 def test_given_run_name_is_kept(store: Store) -> None:
-    assert store.get_run(store.create_run(make_new(run_name="baseline")))["run_name"] == "baseline"
+    assert store.get_run(store.create_run(make_new(run_name="baseline"))).run_name == "baseline"
 
 
 def test_experiment_is_created_once(store: Store) -> None:
@@ -109,13 +136,13 @@ def test_experiment_is_created_once(store: Store) -> None:
 def test_create_run_refuses_bad_input(store: Store, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(StoreError, match=re.escape(message)):
         store.create_run(make_new(**changes))
-    assert store.list_runs() == []
+    assert store.list_runs().runs == []
 
 
 def test_get_run_by_unique_prefix(store: Store) -> None:
     run_id = store.create_run(make_new())
-    assert store.get_run(run_id[:6])["run_id"] == run_id
-    assert store.get_run(run_id[:9].upper())["run_id"] == run_id
+    assert store.get_run(run_id[:6]).run_id == run_id
+    assert store.get_run(run_id[:9].upper()).run_id == run_id
 
 
 @pytest.mark.parametrize("wanted", ["abc", "abcdef", "zzzzzzzz", MISSING])
@@ -133,7 +160,7 @@ def test_get_run_ambiguous_prefix(store: Store, monkeypatch: pytest.MonkeyPatch)
         store.create_run(make_new())
     with pytest.raises(StoreError, match="run id prefix 'abcdef' is ambiguous: it matches 2 runs"):
         store.get_run("abcdef")
-    assert store.get_run("abcdef1")["run_id"] == "abcdef" + "1" * 26
+    assert store.get_run("abcdef1").run_id == "abcdef" + "1" * 26
 
 
 # -- lifecycle -------------------------------------------------------------------------------
@@ -143,11 +170,11 @@ def test_lifecycle_to_finished(store: Store) -> None:
     run_id = store.create_run(make_new())
     store.start_run(run_id)
     store.start_run(run_id)  # a retried start is harmless
-    assert store.get_run(run_id)["status"] == "RUNNING"
+    assert store.get_run(run_id).status == "RUNNING"
     assert store.finish_run(run_id, RunStatus.FINISHED, 0, None) is True
     run = store.get_run(run_id)
-    assert (run["status"], run["exit_code"], run["failure_reason"]) == ("FINISHED", 0, None)
-    assert run["end_time"] >= run["start_time"]
+    assert (run.status, run.exit_code, run.failure_reason) == ("FINISHED", 0, None)
+    assert run.end_time is not None and run.end_time >= run.start_time
     assert_valid(run)
 
 
@@ -157,11 +184,7 @@ def test_terminal_status_is_written_once(store: Store) -> None:
     assert store.finish_run(run_id, RunStatus.FINISHED, 0, None) is False
     assert store.finish_run(run_id, RunStatus.KILLED, 137, "cancelled") is False
     run = store.get_run(run_id)
-    assert (run["status"], run["exit_code"], run["failure_reason"]) == (
-        "FAILED",
-        None,
-        "runner_lost",
-    )
+    assert (run.status, run.exit_code, run.failure_reason) == ("FAILED", None, "runner_lost")
 
 
 def test_finished_run_cannot_start(store: Store) -> None:
@@ -184,13 +207,13 @@ def test_finish_run_needs_terminal_status(store: Store, status: Any, message: st
     run_id = store.create_run(make_new())
     with pytest.raises(StoreError, match=re.escape(message)):
         store.finish_run(run_id, status, 0, None)
-    assert store.get_run(run_id)["status"] == "SCHEDULED"
+    assert store.get_run(run_id).status == "SCHEDULED"
 
 
 def test_finish_run_accepts_status_names(store: Store) -> None:
     run_id = store.create_run(make_new())
     assert store.finish_run(run_id, "failed", 2, "exit 2") is True  # type: ignore[arg-type]
-    assert store.get_run(run_id)["status"] == "FAILED"
+    assert store.get_run(run_id).status == "FAILED"
 
 
 def test_update_run_and_live_runs(store: Store) -> None:
@@ -206,7 +229,8 @@ def test_update_run_and_live_runs(store: Store) -> None:
     assert (live.runner_pid, live.runner_host, live.runner_start) == (42, "box", 12.5)
     assert isinstance(live.heartbeat_ms, int) and live.heartbeat_ms > 0
     run = store.get_run(run_id)
-    assert (run["command"], run["environment"]) == ("x", {"manager": "conda"})
+    assert (run.command, run.environment) == ("x", {"manager": "conda"})
+    assert store.live_run(run_id) == live and store.live_run(ended) is None
 
 
 def test_update_run_refuses_environment_without_manager(store: Store) -> None:
@@ -226,6 +250,9 @@ def test_update_run_refuses_environment_without_manager(store: Store) -> None:
         lambda s: s.log_params(MISSING, {"a": "1"}),
         lambda s: s.set_tags(MISSING, {"a": "1"}),
         lambda s: s.log_metrics(MISSING, [("m", 1.0, 0, 0)]),
+        lambda s: s.release_runner(MISSING),
+        lambda s: s.metric_history(MISSING, "m"),
+        lambda s: s.latest_metrics(MISSING),
     ],
 )
 def test_writes_to_a_missing_run(store: Store, call: Any) -> None:
@@ -242,13 +269,13 @@ def test_params_are_immutable(store: Store) -> None:
     message = f"param 'alpha' of run {run_id} is already '0.5'; cannot change it to '0.7'"
     with pytest.raises(StoreError, match=re.escape(message)):
         store.log_params(run_id, {"gamma": "1", "alpha": "0.7"})
-    assert store.get_run(run_id)["parameters"] == {"alpha": "0.5", "beta": "2"}
+    assert store.get_run(run_id).parameters == {"alpha": "0.5", "beta": "2"}
 
 
 def test_tags_are_replaced(store: Store) -> None:
     run_id = store.create_run(make_new())
     store.set_tags(run_id, {"team": "infra", "note": "rerun"})
-    assert store.get_run(run_id)["tags"] == {"team": "infra", "note": "rerun"}
+    assert store.get_run(run_id).tags == {"team": "infra", "note": "rerun"}
     with pytest.raises(StoreError, match="tag 'n' must be a string, got int"):
         store.set_tags(run_id, {"n": 1})  # type: ignore[dict-item]
 
@@ -257,9 +284,9 @@ def test_latest_metric_by_step_then_timestamp(store: Store) -> None:
     run_id = store.create_run(make_new())
     store.log_metrics(run_id, [("loss", 0.9, 1, 100), ("loss", 0.5, 3, 50), ("loss", 0.7, 2, 900)])
     store.log_metrics(run_id, [("loss", 0.1, 2, 999), ("acc", 0.3, 0, 10), ("acc", 0.4, 0, 5)])
-    assert store.get_run(run_id)["metrics"] == {"loss": 0.5, "acc": 0.3}
+    assert store.get_run(run_id).metrics == {"loss": 0.5, "acc": 0.3}
     store.log_metrics(run_id, [("loss", 0.4, 3, 50), ("acc", float("nan"), 0, 10)])
-    assert store.get_run(run_id)["metrics"] == {"loss": 0.4, "acc": None}  # ties: last one wins
+    assert store.get_run(run_id).metrics == {"loss": 0.4, "acc": None}  # ties: last one wins
     store.log_metrics(run_id, [])
     assert_valid(store.get_run(run_id))
 
@@ -268,7 +295,7 @@ def test_metric_keys_are_checked(store: Store) -> None:
     run_id = store.create_run(make_new())
     with pytest.raises(StoreError, match="metric key '' must be a string of 1 to 256 characters"):
         store.log_metrics(run_id, [("ok", 1.0, 0, 0), ("", 1.0, 0, 0)])
-    assert store.get_run(run_id)["metrics"] == {}
+    assert store.get_run(run_id).metrics == {}
 
 
 @pytest.mark.parametrize(
@@ -283,13 +310,13 @@ def test_malformed_metrics(store: Store, metric: Any, message: str) -> None:
     run_id = store.create_run(make_new())
     with pytest.raises(StoreError, match=re.escape(message)):
         store.log_metrics(run_id, [("ok", 1.0, 0, 0), metric])
-    assert store.get_run(run_id)["metrics"] == {}
+    assert store.get_run(run_id).metrics == {}
 
 
 def test_many_metrics_in_one_call(store: Store, tmp_path: Path) -> None:
     run_id = store.create_run(make_new())
     store.log_metrics(run_id, ((f"m{i % 7}", float(i), i, i) for i in range(20_000)))
-    assert store.get_run(run_id)["metrics"]["m6"] == 19_998.0
+    assert store.get_run(run_id).metrics["m6"] == 19_998.0
     with sqlite3.connect(tmp_path / "runs.db") as conn:
         assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (20_000,)
 
@@ -300,13 +327,40 @@ def test_many_metrics_in_one_call(store: Store, tmp_path: Path) -> None:
 def test_list_runs_newest_first_and_filters(store: Store) -> None:
     ids = [store.create_run(make_new(experiment="a" if i % 2 else "b")) for i in range(5)]
     store.start_run(ids[1])
-    assert [run["run_id"] for run in store.list_runs()] == ids[::-1]
-    assert [run["run_id"] for run in store.list_runs(experiment="a")] == [ids[3], ids[1]]
-    assert [run["run_id"] for run in store.list_runs(status="running")] == [ids[1]]
-    assert [run["run_id"] for run in store.list_runs(limit=2)] == [ids[4], ids[3]]
-    assert store.list_runs(limit=0) == [] and store.list_runs(experiment="none") == []
-    for run in store.list_runs():
+    store.start_run(ids[2])
+    assert ids_of(store.list_runs().runs) == ids[::-1]
+    assert ids_of(store.list_runs(experiment="a").runs) == [ids[3], ids[1]]
+    assert ids_of(store.list_runs(status="running").runs) == [ids[2], ids[1]]
+    assert ids_of(store.list_runs(experiment="a", status="RUNNING").runs) == [ids[1]]
+    assert ids_of(store.list_runs(limit=2).runs) == [ids[4], ids[3]]
+    assert store.list_runs(limit=0) == RunPage([], 5, False, None)
+    assert store.list_runs(experiment="none") == RunPage([], 0, False, None)
+    for run in store.list_runs().runs:
         assert_valid(run)
+
+
+def test_list_runs_pages_with_tokens(store: Store) -> None:
+    ids = [store.create_run(make_new()) for _ in range(25)][::-1]
+    first = store.list_runs()
+    assert (ids_of(first.runs), first.more, first.capped) == (ids[:20], 5, False)
+    assert first.next_token == ids[19]
+    second = store.list_runs(page_token=first.next_token, limit=3)
+    assert (ids_of(second.runs), second.more, second.next_token) == (ids[20:23], 2, ids[22])
+    last = store.list_runs(page_token=second.next_token)
+    assert (ids_of(last.runs), last.more, last.next_token) == (ids[23:], 0, None)
+
+
+def test_more_runs_are_counted_up_to_a_cap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "MORE_CAP", 4)
+    ids = [store.create_run(make_new()) for _ in range(10)][::-1]
+    assert store.list_runs(limit=2) == RunPage(store.list_runs(limit=2).runs, 4, True, ids[1])
+    assert (store.list_runs(limit=6).more, store.list_runs(limit=6).capped) == (4, False)
+
+
+def test_unknown_page_token(store: Store) -> None:
+    with pytest.raises(StoreError, match=f"page token '{MISSING}' names no run") as caught:
+        store.list_runs(page_token=MISSING)
+    assert caught.value.hint == "use the token printed with the previous page"
 
 
 @pytest.mark.parametrize(
@@ -321,10 +375,127 @@ def test_list_runs_refuses_bad_filters(store: Store, kwargs: Any, message: str) 
         store.list_runs(**kwargs)
 
 
+def test_iter_runs_refuses_unknown_status_at_once(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown run status 'DONE'; expected one of SCHEDULED"):
+        store.iter_runs(status="DONE")  # not only at the first next()
+
+
+def test_iter_runs_reads_every_run_in_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "PAGE", 3)
+    ids = [store.create_run(make_new(experiment="a" if i % 3 else "b")) for i in range(10)]
+    assert ids_of(store.iter_runs()) == ids[::-1]
+    assert ids_of(store.iter_runs(experiment="a")) == [i for n, i in enumerate(ids) if n % 3][::-1]
+    assert ids_of(store.iter_runs(status="FINISHED")) == []
+    assert ids_of(store.iter_runs(experiment="none")) == []
+
+
 def test_list_runs_reads_children_of_many_runs(store: Store) -> None:
     ids = [store.create_run(make_new(parameters={"i": str(i)})) for i in range(records.CHUNK + 3)]
-    params = {run["run_id"]: run["parameters"]["i"] for run in store.list_runs()}
-    assert params == {run_id: str(i) for i, run_id in enumerate(ids)}
+    listed = store.list_runs(limit=records.CHUNK + 3).runs
+    assert {run.run_id: run.parameters["i"] for run in listed} == {
+        run_id: str(i) for i, run_id in enumerate(ids)
+    }
+    assert ids_of(store.iter_runs()) == ids_of(listed)  # across a page boundary
+
+
+# -- metric history --------------------------------------------------------------------------
+
+
+def test_metric_history_by_step_then_logging_order(store: Store) -> None:
+    run_id = store.create_run(make_new())
+    store.log_metrics(run_id, [("loss", 0.5, 2, 20), ("loss", 0.9, 1, 10), ("acc", 0.1, 1, 10)])
+    store.log_metrics(run_id, [("loss", 0.4, 2, 5), ("loss", float("nan"), 3, 30)])
+    history = list(store.metric_history(run_id, "loss"))
+    assert history == [(1, 10, 0.9), (2, 20, 0.5), (2, 5, 0.4), (3, 30, None)]
+    assert history[0] == MetricPoint(step=1, timestamp=10, value=0.9)
+    assert list(store.metric_history(run_id, "loss", after_step=1, limit=2)) == history[1:3]
+    assert list(store.metric_history(run_id, "loss", limit=0)) == []
+    assert list(store.metric_history(run_id, "nope")) == []
+    assert store.latest_metrics(run_id) == {"loss": (3, 30, None), "acc": (1, 10, 0.1)}
+
+
+def test_metric_history_reads_in_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "HISTORY_PAGE", 4)
+    run_id = store.create_run(make_new())
+    store.log_metrics(run_id, [("m", float(i), i // 2, i) for i in range(11)])
+    assert [point.timestamp for point in store.metric_history(run_id, "m")] == list(range(11))
+    assert len(list(store.metric_history(run_id, "m", limit=9))) == 9
+    assert [p.value for p in store.metric_history(run_id, "m", after_step=3)] == [8.0, 9.0, 10.0]
+
+
+# -- live runs -------------------------------------------------------------------------------
+
+
+def live_run_on(store: Store, host: str | None, pid: int | None, start: float | None) -> str:
+    return store.create_run(make_new(runner_host=host, runner_pid=pid, runner_start=start))
+
+
+def test_runner_processes_are_distinct_per_host(store: Store) -> None:
+    for pid, start in [(7, 1.5), (7, 1.5), (7, 2.5), (3, None), (None, None)]:
+        live_run_on(store, "here", pid, start)
+    live_run_on(store, "there", 8, 1.0)
+    ended = live_run_on(store, "here", 9, 1.0)
+    store.finish_run(ended, RunStatus.FAILED, None, "lost")
+    assert store.runner_processes("here") == [
+        RunnerProcess(3, None),
+        RunnerProcess(7, 1.5),
+        RunnerProcess(7, 2.5),
+    ]
+    assert store.runner_processes("nowhere") == []
+
+
+def test_live_runs_of_one_process(store: Store) -> None:
+    mine = [live_run_on(store, "here", 7, 1.5) for _ in range(2)]
+    live_run_on(store, "here", 7, 2.5)  # the same pid reused by a later process
+    live_run_on(store, "there", 7, 1.5)
+    unknown_start = live_run_on(store, "here", 7, None)
+    store.start_run(mine[1])
+    runs = store.live_runs_of_process("here", 7, 1.5)
+    assert [(run.run_id, run.status) for run in runs] == [
+        (mine[0], RunStatus.SCHEDULED),
+        (mine[1], RunStatus.RUNNING),
+    ]
+    assert [run.run_id for run in store.live_runs_of_process("here", 7, None)] == [unknown_start]
+    store.finish_run(mine[0], RunStatus.FINISHED, 0, None)
+    assert [run.run_id for run in store.live_runs_of_process("here", 7, 1.5)] == [mine[1]]
+
+
+def test_stale_runs_are_other_hosts_without_recent_heartbeat(store: Store) -> None:
+    other = live_run_on(store, "there", 8, 1.0)
+    live_run_on(store, "here", 7, 1.0)
+    live_run_on(store, "there", None, None)  # owned by its backend: no heartbeat expected
+    assert store.stale_runs(60_000, exclude_host="here") == []
+    time.sleep(0.005)
+    assert [run.run_id for run in store.stale_runs(1, exclude_host="here")] == [other]
+    store.heartbeat(other)
+    assert store.stale_runs(60_000, exclude_host="here") == []
+
+
+def test_released_runs_are_owned_by_their_backend(store: Store) -> None:
+    runs = [live_run_on(store, "here", 7, 1.0) for _ in range(4)]
+    other = store.create_run(make_new(backend="slurm"))
+    for run_id in runs[:3]:
+        store.release_runner(run_id)
+    store.finish_run(runs[0], RunStatus.FINISHED, 0, None)
+    store.release_runner(runs[0])  # an ended run is left as it is
+    owned = store.backend_owned_runs("local", limit=10)
+    assert [run.run_id for run in owned] == runs[1:3]
+    assert {(run.runner_pid, run.runner_host, run.runner_start) for run in owned} == {
+        (None, None, None)
+    }
+    assert [run.run_id for run in store.backend_owned_runs("local", limit=1)] == runs[1:2]
+    assert [run.run_id for run in store.backend_owned_runs("slurm", limit=5)] == [other]
+    assert store.runner_processes("here") == [RunnerProcess(7, 1.0)]  # runs[3] only
+
+
+def test_claim_interval(store: Store) -> None:
+    assert store.claim_interval("docker-poll", 3600) is True
+    assert store.claim_interval("docker-poll", 3600) is False
+    assert store.claim_interval("slurm-poll", 3600) is True
+    time.sleep(0.005)
+    assert store.claim_interval("docker-poll", 0.001) is True
+    with pytest.raises(StoreError, match="interval key '' must be a string of 1 to 256"):
+        store.claim_interval("", 1)
 
 
 # -- both implementations agree --------------------------------------------------------------
@@ -352,7 +523,7 @@ def test_implementations_read_each_other(tmp_path: Path, monkeypatch: pytest.Mon
             written[run_id] = store.get_run(run_id)
     for impl in sorted(IMPLS):
         with open_with(impl, path, monkeypatch) as store:  # type: ignore[attr-defined]
-            assert {run["run_id"]: run for run in store.list_runs()} == written
+            assert {run.run_id: run for run in store.iter_runs()} == written
 
 
 # -- schema and migrations -------------------------------------------------------------------
@@ -386,6 +557,113 @@ def test_migrated_schema_matches_schema_module(
         assert compare_metadata(context, metadata) == []
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+# The indexes of migration 0002: name -> (columns, partial index predicate or None).
+LIVE = "status IN ('SCHEDULED', 'RUNNING')"
+NEW_INDEXES = {
+    "ix_runs_start_time": (["start_time"], None),
+    "ix_runs_status_start_time": (["status", "start_time"], None),
+    "ix_runs_experiment_id_start_time": (["experiment_id", "start_time"], None),
+    "ix_runs_experiment_id_status_start_time": (["experiment_id", "status", "start_time"], None),
+    "ix_runs_live_runner": (["runner_host", "runner_pid", "runner_start"], LIVE),
+    "ix_runs_live_heartbeat": (["status", "heartbeat"], LIVE),
+    "ix_runs_live_backend": (["backend", "start_time"], f"{LIVE} AND runner_pid IS NULL"),
+}
+
+
+def sqlite_indexes(path: Path) -> dict[str, tuple[list[str], str | None]]:
+    found = {}
+    with sqlite3.connect(path) as conn:
+        query = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'runs' AND sql LIKE 'CREATE%'"
+        for name, sql in conn.execute(query).fetchall():
+            columns = [row[2] for row in conn.execute(f"PRAGMA index_info({name})")]
+            found[name] = (columns, sql.partition(" WHERE ")[2] or None)
+    return found
+
+
+def upgrade_to(path: Path, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from runner.store.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", SCRIPT_LOCATION)
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_live_statuses_are_spelled_out_in_the_statements() -> None:
+    live = ", ".join(f"'{status.value}'" for status in RunStatus if not status.is_terminal)
+    assert f"status IN ({live})" == statements.LIVE == LIVE
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_indexes_after_migration_on_sqlite(
+    impl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_with(impl, tmp_path / "i.db", monkeypatch).close()
+    indexes = sqlite_indexes(tmp_path / "i.db")
+    assert {name: indexes.get(name) for name in NEW_INDEXES} == NEW_INDEXES
+    assert "ix_runs_status" not in indexes  # ix_runs_status_start_time serves its queries
+
+
+def test_a_store_of_revision_0001_is_migrated_with_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    upgrade_to(path, "0001")
+    row = {**records.new_run_row(make_new()), "experiment_id": 1}
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO experiments (id, name, created) VALUES (1, 'old', 0)")
+        conn.execute(statements.INSERT_RUN, [row[name] for name in statements.RUN_COLUMNS])
+    assert "ix_runs_start_time" not in sqlite_indexes(path)
+    with open_store(f"sqlite:///{path}") as store:  # type: ignore[attr-defined]
+        assert ids_of(store.list_runs(experiment="old").runs) == [row["run_id"]]
+        assert store.claim_interval("new-table", 1) is True
+    assert set(NEW_INDEXES) <= set(sqlite_indexes(path))
+
+
+def explain(conn: sqlite3.Connection, statement: str, params: Iterable[Any]) -> str:
+    query = "EXPLAIN QUERY PLAN " + SQLITE.sql(statement)
+    return " / ".join(row[3] for row in conn.execute(query, tuple(params)))
+
+
+def listing_query(where: listing.Filter) -> tuple[str, tuple[Any, ...]]:
+    where = where.after((1, 1))
+    query = statements.SELECT_RECORD + where.where() + statements.NEWEST_FIRST + " LIMIT ?"
+    return query, (*where.params, 20)
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "index"),
+    [
+        (statements.RUNNER_PROCESSES, ["h"], "ix_runs_live_runner"),
+        (statements.RUNS_OF_PROCESS, ["h", 1, -1.0, 1.0], "ix_runs_live_runner"),
+        (statements.STALE, [1, "h"], "ix_runs_live_heartbeat"),
+        (statements.BACKEND_OWNED, ["docker", 5], "ix_runs_live_backend"),
+        (statements.HISTORY, ["r", "k", 0, 0, 5], "ix_metrics_run_id_key_step"),
+        (*listing_query(listing.Filter()), "ix_runs_start_time"),
+        (*listing_query(listing.Filter(("status = ?",), ("FAILED",))), "ix_runs_status_start"),
+        (*listing_query(listing.Filter(("experiment_id = ?",), (1,))), "ix_runs_experiment_id_s"),
+        (
+            *listing_query(listing.Filter(("status = ?", "experiment_id = ?"), ("FAILED", 1))),
+            "ix_runs_experiment_id_status_start_time",
+        ),
+    ],
+)
+def test_sqlite_queries_use_their_indexes(
+    statement: str, params: list[Any], index: str, tmp_path: Path
+) -> None:
+    open_store(f"sqlite:///{tmp_path / 'q.db'}").close()
+    with sqlite3.connect(tmp_path / "q.db") as conn:
+        plan = explain(conn, statement, params)
+    assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
+    assert "SCAN runs" not in plan, plan
+    if statement.startswith(statements.SELECT_RECORD):  # pages come in index order, unsorted
+        assert "TEMP B-TREE" not in plan, plan
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))

@@ -1,10 +1,12 @@
-"""The operator's safety policy for Docker runs: bind mounts, copied host variables, the socket."""
+"""The operator's policy for Docker runs: bind mounts, copied host variables, runtime sockets."""
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,32 @@ MOUNTS_VAR = "RUNNER_DOCKER_ALLOWED_MOUNTS"
 ENV_ALLOW_VAR = "RUNNER_DOCKER_ALLOWED_ENV"
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|APIKEY|(^|_)KEY(_|$)", re.I)
 _MODES = frozenset({"ro", "rw", "z", "Z", "cached", "delegated", "consistent"})
+# Sockets and state of container runtimes (docker, containerd, podman, cri-o, buildkit, runc,
+# k3s): whoever reaches one can start a privileged container, so a mount may be none of these,
+# inside one, or hold one. Whole /run, /var/run, /var/lib and / hold them, so they are refused.
+_RUNTIME_PATHS = (
+    "/run/docker", "/var/run/docker", "/var/lib/docker",
+    "/run/containerd", "/var/run/containerd", "/var/lib/containerd",
+    "/run/podman", "/var/run/podman", "/run/containers", "/var/run/containers",
+    "/var/lib/containers",
+    "/run/crio", "/var/run/crio", "/var/lib/crio",
+    "/run/buildkit", "/var/run/buildkit", "/var/lib/buildkit",
+    "/run/runc", "/run/k3s", "/var/lib/rancher",
+    "/run/dockershim.sock", "/run/cri-dockerd.sock", "/var/run/cri-dockerd.sock",
+)  # fmt: skip
+# rootless runtimes: under $XDG_RUNTIME_DIR, and their state and desktop sockets under $HOME
+_USER_RUNTIME = (
+    "docker.sock", "docker", "dockerd-rootless", "containerd", "containerd-rootless", "podman",
+    "containers", "buildkit",
+)  # fmt: skip
+_HOME = (
+    ".docker/run", ".docker/desktop", ".local/share/docker", ".local/share/containers",
+    ".colima", ".rd", ".lima",
+)  # fmt: skip
+_RUNTIME_SOCKET = re.compile(
+    r"(docker|containerd|podman|crio|cri-dockerd|dockershim|buildkitd?)[\w.-]*\.sock"
+)
+_SCAN_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -48,13 +76,22 @@ def parse_volume(spec: str, project_root: Path) -> Mount:
 
 
 def docker_sockets(env: Mapping[str, str]) -> list[str]:
-    """Paths at which this machine's Docker socket may be reached (resolved through links)."""
-    candidates = ["/var/run/docker.sock", "/run/docker.sock"]
-    if env.get("DOCKER_HOST", "").startswith("unix://"):
-        candidates.append(env["DOCKER_HOST"].removeprefix("unix://"))
-    if env.get("XDG_RUNTIME_DIR"):
-        candidates.append(f"{env['XDG_RUNTIME_DIR']}/docker.sock")
-    return sorted({*candidates, *map(os.path.realpath, candidates)})
+    """Where this machine's container runtimes may be reached or keep their state: Docker's
+    socket first, then the others' sockets and directories (each also resolved through links).
+    """
+    candidates = ["/var/run/docker.sock", "/run/docker.sock", *_RUNTIME_PATHS]
+    for var in ("DOCKER_HOST", "CONTAINER_HOST", "BUILDKIT_HOST", "CONTAINERD_ADDRESS"):
+        if env.get(var, "").startswith(("unix://", "/")):
+            candidates.append(env[var].removeprefix("unix://"))
+    for base, names in ((env.get("XDG_RUNTIME_DIR"), _USER_RUNTIME), (env.get("HOME"), _HOME)):
+        # only those that exist: a home dir is not refused for a runtime it never had
+        found = [f"{base}/{name}" for name in names] if base else []
+        candidates += filter(os.path.lexists, found)
+    return sorted({*candidates, *map(os.path.realpath, candidates)}, key=_docker_first)
+
+
+def _docker_first(path: str) -> tuple[bool, str]:
+    return not path.endswith("docker.sock"), path
 
 
 def _within(path: str, parent: str) -> bool:
@@ -62,7 +99,8 @@ def _within(path: str, parent: str) -> bool:
 
 
 def check_mount(mount: Mount, allowed: Sequence[str] | None, sockets: Sequence[str]) -> None:
-    """Refuse a bind mount outside the allowlist, or one that would expose the Docker socket."""
+    """Refuse a bind mount outside the allowlist, or one that would expose a container
+    runtime: its socket or state directory at, inside or below the host path."""
     if not mount.is_bind:
         return  # a named volume is Docker-managed storage, not a host path
     real = os.path.realpath(mount.source)
@@ -72,15 +110,49 @@ def check_mount(mount: Mount, allowed: Sequence[str] | None, sockets: Sequence[s
             hint=f"allowed: {', '.join(allowed) or '(none)'}; the operator sets them with "
             f"{MOUNTS_VAR} (':'-separated) or backend config allowed_mounts",
         )
-    exposed = [s for s in sockets if _within(s, real)]
-    if real.endswith("docker.sock"):  # a socket we don't know of, e.g. a copy of the context's
-        exposed.append(real)
-    if exposed:
+    # Docker cleans the path as written before the kernel follows links: check both readings
+    seen = {real, os.path.realpath(os.path.normpath(mount.source))}
+    known = sorted({*sockets, *docker_sockets({})}, key=_docker_first)
+    if exposed := next(filter(None, (_exposed(path, known) for path in sorted(seen))), None):
         raise BackendError(
-            f"volume '{mount.source}' would expose the Docker socket {exposed[0]}; "
-            "this is always refused",
-            hint="a container that reaches the Docker socket controls the host",
+            f"volume '{mount.source}' would expose {exposed}; this is always refused",
+            hint=f"a container that reaches {_what_reached(exposed)} controls the host",
         )
+
+
+def _exposed(real: str, known: Sequence[str]) -> str | None:
+    """What of a container runtime the host path `real` would show a container, if anything."""
+    hit = next((p for p in known if _within(p, real) or _within(real, p)), None)
+    if hit is None and _RUNTIME_SOCKET.fullmatch(os.path.basename(real)):
+        hit = real  # a socket we don't know of, e.g. a copy of the context's
+    hit = hit or _socket_below(real)
+    if hit is None:
+        return None
+    if hit.endswith("docker.sock"):
+        return f"the Docker socket {hit}"
+    if _RUNTIME_SOCKET.fullmatch(os.path.basename(hit)):
+        return f"the container runtime socket {hit}"
+    return f"the container runtime directory {hit}"
+
+
+def _what_reached(exposed: str) -> str:
+    return "the Docker socket" if "Docker socket" in exposed else "a container runtime"
+
+
+def _socket_below(root: str) -> str | None:
+    """A unix socket named like a runtime's anywhere under `root` (links not followed). The
+    walk is bounded: the known places above are checked whatever the size of the tree."""
+    budget = _SCAN_ENTRIES
+    for parent, dirs, files in os.walk(root):
+        for name in filter(_RUNTIME_SOCKET.fullmatch, files):
+            path = os.path.join(parent, name)
+            with suppress(OSError):
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    return path
+        budget -= len(dirs) + len(files)
+        if budget < 0:
+            return None
+    return None
 
 
 def allowlist(config: Mapping[str, Any], key: str, env: Mapping[str, str], var: str,

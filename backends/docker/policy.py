@@ -83,10 +83,10 @@ def docker_sockets(env: Mapping[str, str]) -> list[str]:
     for var in ("DOCKER_HOST", "CONTAINER_HOST", "BUILDKIT_HOST", "CONTAINERD_ADDRESS"):
         if env.get(var, "").startswith(("unix://", "/")):
             candidates.append(env[var].removeprefix("unix://"))
-    for base, names in ((env.get("XDG_RUNTIME_DIR"), _USER_RUNTIME), (env.get("HOME"), _HOME)):
-        # only those that exist: a home dir is not refused for a runtime it never had
-        found = [f"{base}/{name}" for name in names] if base else []
-        candidates += filter(os.path.lexists, found)
+    if xdg := env.get("XDG_RUNTIME_DIR"):
+        candidates += [f"{xdg}/{name}" for name in _USER_RUNTIME]
+    if home := env.get("HOME"):  # only what exists: ~ is not refused for a runtime it never had
+        candidates += filter(os.path.lexists, (f"{home}/{name}" for name in _HOME))
     return sorted({*candidates, *map(os.path.realpath, candidates)}, key=_docker_first)
 
 

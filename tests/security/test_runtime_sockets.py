@@ -101,7 +101,8 @@ def test_rootless_runtimes_of_the_user_are_refused(tmp_path: Path) -> None:
     (xdg / "podman").mkdir(parents=True)
     (home / ".local" / "share" / "containers").mkdir(parents=True)
     env = {"XDG_RUNTIME_DIR": str(xdg), "HOME": str(home)}
-    assert f"{xdg}/podman" in refusal(str(xdg), env)
+    assert f"{xdg}/podman" in refusal(str(xdg / "podman" / "podman.sock"), env)
+    assert f"{xdg}/docker.sock" in refusal(str(xdg), env)  # Docker's is named first
     assert f"{home}/.local/share/containers" in refusal(str(home / ".local"), env)
     assert accepted(str(home / "data"), env)
 

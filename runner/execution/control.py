@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from runner.backend import ExitInfo, RunHandle, load_backend
 from runner.errors import RunnerError
 from runner.execution.orchestrator import LOG_FILE
-from runner.execution.reconcile import reconcile, ref_of, refresh
+from runner.execution.reconcile import keep_backend_logs, reconcile, ref_of, refresh
 from runner.home import run_artifacts_dir
 from runner.status import RunStatus
 
@@ -108,6 +108,7 @@ def _follow_backend(store: Store, live: LiveRun, write: Write) -> None:
     handle = _attach(live)
     for chunk in handle.logs():
         write(chunk.data)
+    keep_backend_logs(live)
     _record_end(store, live.run_id, handle.wait(timeout=30))
 
 

@@ -8,8 +8,8 @@ their runner went away are asked about in one batch per backend, at most once pe
 from __future__ import annotations
 
 import json
+import os
 import socket
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,14 +66,15 @@ def _lost_on_this_host(store: Store) -> list[LiveRun]:
 
 
 def _stale_elsewhere(store: Store) -> list[LiveRun]:
-    bound = int(time.time() * 1000) - STALE_HEARTBEAT_MS
-    return store.stale_runs(bound, exclude_host=socket.gethostname())
+    return store.stale_runs(STALE_HEARTBEAT_MS, exclude_host=socket.gethostname())
 
 
 def _settle(store: Store, runs: Sequence[LiveRun], *, released: bool) -> list[str]:
     ended: list[str] = []
     for backend, group in _by_backend(runs).items():
         verdicts = _ask(backend, group)
+        if verdicts is None:
+            continue  # undecided here: a process that can ask the backend will settle them
         for run in group:
             if _apply(store, run, verdicts.get(run.run_id, LOST), released):
                 ended.append(run.run_id)
@@ -87,12 +88,13 @@ def _by_backend(runs: Iterable[LiveRun]) -> dict[str, list[LiveRun]]:
     return groups
 
 
-def _ask(backend_name: str, runs: Sequence[LiveRun]) -> dict[str, Verdict]:
-    """The backend's verdicts; a backend that is gone or fails knows nothing (all lost)."""
+def _ask(backend_name: str, runs: Sequence[LiveRun]) -> dict[str, Verdict] | None:
+    """The backend's verdicts, or None when it cannot be asked from here (not installed in
+    this environment, or its engine or cluster does not answer): nothing is decided then."""
     try:
         return load_backend(backend_name).reconcile([ref_of(run) for run in runs])
     except RunnerError:
-        return {}
+        return None
 
 
 def ref_of(run: LiveRun) -> RunRef:
@@ -118,11 +120,30 @@ def _apply(store: Store, run: LiveRun, verdict: Verdict, released: bool) -> bool
         if not released:
             store.release_runner(run.run_id)  # the backend keeps it: any process may attach
         return False
+    if released:
+        keep_backend_logs(run)
     return _finish(store, run.run_id, verdict)
 
 
 def _finish(store: Store, run_id: str, info: ExitInfo) -> bool:
     return store.finish_run(run_id, info.status, info.exit_code, info.reason)
+
+
+def keep_backend_logs(run: LiveRun) -> None:
+    """Replace the run's output.log by its backend's copy, which is complete from the start
+    (the runner that died streamed only a prefix). Best effort: the old log stays on failure."""
+    from runner.execution.orchestrator import LOG_FILE
+
+    target = run_artifacts_dir(run.run_id) / LOG_FILE
+    tmp = target.with_name(f".{LOG_FILE}.{os.getpid()}.tmp")
+    try:
+        handle = load_backend(run.backend).attach(ref_of(run))
+        with open(tmp, "wb") as out:
+            for chunk in handle.logs():
+                out.write(chunk.data)
+        os.replace(tmp, target)
+    except (RunnerError, OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _lost_reason(run: LiveRun, released: bool) -> str:

@@ -12,7 +12,8 @@ from urllib.parse import unquote, urlsplit
 
 from runner.errors import SourceError
 from runner.redact import strip_credentials
-from runner.source import git, giturl
+from runner.source import git, giturl, worktree
+from runner.source.gitproc import GitNotFound
 
 _NOT_GIT = "Setting a version is only supported for Git project URIs"
 
@@ -29,9 +30,12 @@ class Provenance:
     repo_url: str | None  # remote URL without credentials, or file:// of the local repo root
     dirty: bool | None  # None when not a git working copy
     diff_digest: str | None  # sha256 of `git diff HEAD` when dirty
+    warnings: tuple[str, ...] = ()  # for the user to read; not part of the record
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["warnings"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,16 @@ def _fetch_local(
     # used in place: the working tree's submodules are whatever the user checked out
     project_dir = project_subdir(root, sub, uri)
     try:
-        copy = git.inspect_working_copy(project_dir)
-    except git.GitNotFound:
+        copy = worktree.inspect_working_copy(project_dir)
+    except GitNotFound:
         copy = None  # provenance is then simply unknown; the run itself needs no git
+    except worktree.UnreadableWorkingCopy as exc:
+        warning = f"{exc.message}; the run is recorded without a git commit"
+        return FetchedProject(project_dir, _plain(uri, sub, None, (warning,)), None, ())
     if copy is None:
         return FetchedProject(project_dir, _plain(uri, sub, None), None, ())
     # an unborn branch has no HEAD to diff against: dirty, but no diff
-    diff = git.diff_head(project_dir) if copy.dirty and copy.commit else None
+    diff = worktree.diff_head(copy, project_dir) if copy.dirty and copy.commit else None
     provenance = Provenance(
         uri, sub, None, copy.commit, copy.branch, _repo_url(copy), copy.dirty, _digest(diff)
     )
@@ -166,18 +173,17 @@ def _fetch_local_version(
     uri: str, root: Path, sub: str | None, version: str, submodules: bool
 ) -> FetchedProject:
     # Never check out inside the user's tree: resolve read-only there, check out in a temp clone.
-    copy = git.inspect_working_copy(root.resolve())
-    if copy is None:
-        raise SourceError(_NOT_GIT)
-    sha, branch = git.resolve_version(copy.top, version) or _bad_version(version, uri)
+    top, prefix = worktree.locate(root.resolve()) or _not_git()
+    sha, branch = git.resolve_version(top, version) or _bad_version(version, uri)
     with _workdir() as work:
-        git.private_checkout(copy.top, sha, work)
+        git.private_checkout(top, sha, work)
         if submodules:
             git.update_submodules(work, allow_file=True)
-        if copy.prefix and not (work / copy.prefix).is_dir():
+        if prefix and not (work / prefix).is_dir():
             raise SourceError(f"{uri} does not exist at version '{version}'")
-        project_dir = project_subdir(work / copy.prefix, sub, uri)
-    provenance = Provenance(uri, sub, version, sha, branch, _repo_url(copy), False, None)
+        project_dir = project_subdir(work / prefix, sub, uri)
+    repo_url = worktree.first_remote(top) or top.as_uri()
+    provenance = Provenance(uri, sub, version, sha, branch, repo_url, False, None)
     return FetchedProject(project_dir, provenance, None, (work,))
 
 
@@ -213,12 +219,18 @@ def _fetch_zip(uri: str, source: str, sub: str | None, *, download: bool) -> Fet
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _plain(uri: str, sub: str | None, version: str | None) -> Provenance:
-    return Provenance(uri, sub, version, None, None, None, None, None)
+def _plain(
+    uri: str, sub: str | None, version: str | None, warnings: tuple[str, ...] = ()
+) -> Provenance:
+    return Provenance(uri, sub, version, None, None, None, None, None, warnings)
 
 
-def _repo_url(copy: git.WorkingCopy) -> str:
+def _repo_url(copy: worktree.WorkingCopy) -> str:
     return copy.remote_url or copy.top.as_uri()
+
+
+def _not_git() -> NoReturn:
+    raise SourceError(_NOT_GIT)
 
 
 def _digest(diff: bytes | None) -> str | None:

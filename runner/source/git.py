@@ -1,203 +1,25 @@
-"""A small hardened wrapper around the git CLI: argv lists, a scrubbed env, validated refs."""
+"""Versions, remotes, the clone cache and private checkouts, through the hardened git wrapper."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import SourceError
 from runner.home import runner_home
+from runner.locks import LockTimeout, exclusive_lock
 from runner.redact import strip_credentials
-from runner.source.giturl import USERINFO
-
-# `-c` beats every config file, so neither a repo nor a template can switch these back on.
-_SAFE_CONFIG = (
-    "core.hooksPath=/dev/null",
-    "protocol.ext.allow=never",
-    "core.fsmonitor=false",
-    "submodule.recurse=false",
-    "transfer.fsckObjects=true",
-    "gc.auto=0",
-    "maintenance.auto=false",
-    "advice.detachedHead=false",
+from runner.source.gitauth import Remote, remote
+from runner.source.gitproc import (
+    ALL_PROTOCOLS,
+    NETWORK_TIMEOUT,
+    REMOTE_PROTOCOLS,
+    checked,
+    run_git,
 )
-# Prompt helpers, and variables that would point git at another repository than the one we name.
-_ENV_DROP = frozenset((
-    "GIT_ASKPASS", "SSH_ASKPASS", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX",
-    "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-    "GIT_TEMPLATE_DIR",
-))  # fmt: skip
-_ENV_SET = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
-    "GIT_PROTOCOL_FROM_USER": "0",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    # status must not rewrite the user's index while we only look at it
-    "GIT_OPTIONAL_LOCKS": "0",
-    # we match a few English messages ("not a git repository")
-    "LC_ALL": "C",
-}
+from runner.source.giturl import FULL_SHA
+
 _HEX = re.compile(r"[0-9a-f]{4,40}")
-_FULL_SHA = re.compile(r"[0-9a-f]{40}")
-NETWORK_TIMEOUT = 3600.0
-Completed = subprocess.CompletedProcess[bytes]
-
-
-class GitNotFound(SourceError):
-    """The git executable is missing."""
-
-    code = "git-not-found"
-
-
-@dataclass(frozen=True)
-class WorkingCopy:
-    """What a read-only look at a git working copy found."""
-
-    top: Path
-    prefix: str  # the inspected dir relative to `top`, "" or ending in "/"
-    commit: str | None  # None on an unborn branch
-    branch: str | None  # None when HEAD is detached
-    remote_url: str | None
-    dirty: bool
-
-
-ALL_PROTOCOLS = _ENV_SET["GIT_ALLOW_PROTOCOL"]
-REMOTE_PROTOCOLS = "git:http:https:ssh"
-
-
-def git_env(protocols: str = ALL_PROTOCOLS) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
-    env.update(_ENV_SET)
-    env["GIT_ALLOW_PROTOCOL"] = protocols  # overrides any protocol.*.allow config
-    return env
-
-
-def _spawn(args: Sequence[str], protocols: str = ALL_PROTOCOLS) -> subprocess.Popen[bytes]:
-    # A new session has no controlling tty, so even ssh cannot prompt for a passphrase.
-    flags = [part for item in _SAFE_CONFIG for part in ("-c", item)]
-    pipe = subprocess.PIPE
-    try:
-        return subprocess.Popen(
-            ["git", *flags, *args], env=git_env(protocols), stdin=subprocess.DEVNULL, stdout=pipe,
-            stderr=pipe, start_new_session=True,
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise _git_missing() from None
-
-
-def run_git(
-    args: Sequence[str], *, timeout: float | None = None, protocols: str = ALL_PROTOCOLS
-) -> Completed:
-    """Run git with the safe config and env; never a shell, a prompt or a tty."""
-    proc = _spawn(args, protocols)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        command = args[2] if args[0] == "-C" else args[0]  # never the URL: it may hold a token
-        raise SourceError(f"git {command} timed out after {timeout:g} s") from None
-    finally:
-        if proc.returncode is None:  # timeout or Ctrl-C: git is in its own session, so stop it
-            proc.kill()
-            proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _run_parallel(argvs: Sequence[Sequence[str]]) -> list[Completed]:
-    # Local provenance runs on every `runner run`: three ~3 ms git calls side by side cost one.
-    procs = [_spawn(args) for args in argvs]
-    done = [(proc, *proc.communicate()) for proc in procs]
-    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, out, err in done]
-
-
-def _git_missing() -> GitNotFound:
-    return GitNotFound("git was not found on PATH", hint="Install git (https://git-scm.com).")
-
-
-def reason(stderr: bytes) -> str:
-    """The one line of git's stderr worth showing, without the `fatal: ` prefix."""
-    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    picked = next(
-        (ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else ""
-    )
-    picked = USERINFO.sub(r"\1", re.sub(r"^(fatal|error): ", "", picked))  # git may echo the URL
-    return picked[:300] or "git failed"
-
-
-def checked(
-    args: Sequence[str], what: str, *, timeout: float | None = None, protocols: str = ALL_PROTOCOLS
-) -> bytes:
-    result = run_git(args, timeout=timeout, protocols=protocols)
-    if result.returncode != 0:
-        raise SourceError(f"{what}: {reason(result.stderr)}")
-    return result.stdout
-
-
-# --- local working copies -------------------------------------------------------------------
-
-
-def inspect_working_copy(path: Path) -> WorkingCopy | None:
-    """Commit, branch, remote and dirtiness of the working copy holding `path`; None if none.
-
-    Dirty means tracked changes or untracked, non-ignored files under `path`, or `path` itself
-    untracked/ignored: a project dir that is not in the commit cannot be rebuilt from it, so we
-    still record the enclosing repo's HEAD (the best anchor there is) but flag it dirty.
-    """
-    where = ["-C", str(path)]
-    top, status, config = _run_parallel([
-        [*where, "rev-parse", "--show-toplevel", "--show-prefix"],
-        [*where, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=normal",
-         "--ignored=matching", "--", "."],
-        [*where, "config", "-z", "--get-regexp", r"^remote\..*\.url$"],
-    ])  # fmt: skip
-    if top.returncode != 0 or status.returncode != 0:
-        _refuse_untrusted(top if top.returncode else status, path)
-        return None
-    top_dir, prefix = os.fsdecode(top.stdout).split("\n")[:2]
-    commit, branch, dirty = _parse_status(status.stdout, prefix)
-    return WorkingCopy(Path(top_dir), prefix, commit, branch, _first_remote(config.stdout), dirty)
-
-
-def _refuse_untrusted(result: Completed, path: Path) -> None:
-    why = reason(result.stderr)
-    if "dubious ownership" in why:
-        # Recording "no commit" here would hide the repo's history; make the user decide.
-        raise SourceError(
-            f"cannot determine the git commit of {path}: {why}",
-            hint="If you trust this repository: git config --global --add safe.directory <dir>",
-        )
-
-
-def _parse_status(out: bytes, prefix: str) -> tuple[str | None, str | None, bool]:
-    commit = branch = None
-    dirty = False
-    for entry in os.fsdecode(out).split("\0"):
-        if entry.startswith("# branch.oid "):
-            commit = entry[13:] if _FULL_SHA.fullmatch(entry[13:]) else None
-        elif entry.startswith("# branch.head "):
-            branch = None if entry[14:] == "(detached)" else entry[14:]
-        elif entry.startswith("! ") and entry.endswith("/"):
-            dirty |= prefix.startswith(entry[2:])  # the project dir itself (or a parent) is ignored
-        elif entry[:2] in ("1 ", "2 ", "u ", "? "):
-            dirty = True
-    return commit, branch, dirty
-
-
-def _first_remote(out: bytes) -> str | None:
-    # -z output: "remote.<name>.url\n<value>\0" in config-file order
-    for entry in os.fsdecode(out).split("\0"):
-        if "\n" in entry:
-            return strip_credentials(entry.split("\n", 1)[1])
-    return None
-
-
-def diff_head(path: Path) -> bytes:
-    """`git diff HEAD` of the files under `path`, binary-safe, ignoring external diff tools."""
-    args = ["-C", str(path), "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv"]
-    return checked([*args, "--no-color", "--", "."], f"git diff failed in {path}")
 
 
 # --- versions, remotes and the clone cache --------------------------------------------------
@@ -219,7 +41,7 @@ def _commit_of(repo: Path, rev: str) -> str | None:
     args = ["-C", str(repo), "rev-parse", "--verify", "--quiet", "--end-of-options"]
     result = run_git([*args, f"{rev}^{{commit}}"])
     sha = result.stdout.decode().strip()
-    return sha if result.returncode == 0 and _FULL_SHA.fullmatch(sha) else None
+    return sha if result.returncode == 0 and FULL_SHA.fullmatch(sha) else None
 
 
 def update_cache(url: str, version: str | None) -> tuple[Path, str, str | None]:
@@ -230,70 +52,65 @@ def update_cache(url: str, version: str | None) -> tuple[Path, str, str | None]:
     """
     import hashlib
 
-    from filelock import FileLock, Timeout
-
     cache = runner_home() / "git" / hashlib.sha256(strip_credentials(url).encode()).hexdigest()[:16]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(f"{cache}.lock")
     try:
-        with lock.acquire(timeout=NETWORK_TIMEOUT):
+        with exclusive_lock(Path(f"{cache}.lock"), timeout=NETWORK_TIMEOUT):
             if not (cache / "HEAD").is_file():  # `init` is idempotent, so a crash here heals itself
                 checked(["init", "--bare", "--quiet", "--template=", "--", str(cache)], "git init")
-            return (cache, *_resolve_remote(cache, url, version))
-    except Timeout:
-        raise SourceError(f"timed out waiting for the git cache lock {lock.lock_file}") from None
+            return (cache, *_resolve_remote(cache, remote(url), version))
+    except LockTimeout as exc:
+        raise SourceError(f"timed out waiting for the git cache lock {exc.path}") from None
 
 
-def _resolve_remote(cache: Path, url: str, version: str | None) -> tuple[str, str | None]:
-    shown = strip_credentials(url)
+def _resolve_remote(cache: Path, origin: Remote, version: str | None) -> tuple[str, str | None]:
     if version is None:
-        sha, branch = _remote_head(url)
-        if not _ensure_commit(cache, url, sha):
+        sha, branch = _remote_head(origin)
+        if not _ensure_commit(cache, origin, sha):
             raise SourceError(
-                f"Unable to fetch the default branch of git repo {shown}: {sha} missing"
+                f"Unable to fetch the default branch of git repo {origin.url}: {sha} missing"
             )
         return sha, branch
-    if _FULL_SHA.fullmatch(version) and _ensure_commit(cache, url, version):
+    if FULL_SHA.fullmatch(version) and _ensure_commit(cache, origin, version):
         return version, None
-    if not _FULL_SHA.fullmatch(version):
-        _fetch(cache, url)  # branches move, so a name is always looked up afresh
+    if not FULL_SHA.fullmatch(version):
+        _fetch(cache, origin)  # branches move, so a name is always looked up afresh
     if found := resolve_version(cache, version):
         return found
     raise SourceError(
-        f"Unable to checkout version '{version}' of git repo {shown}: "
+        f"Unable to checkout version '{version}' of git repo {origin.url}: "
         f"no branch, tag or commit named '{version}'"
     )
 
 
-def _ensure_commit(cache: Path, url: str, sha: str) -> bool:
+def _ensure_commit(cache: Path, origin: Remote, sha: str) -> bool:
     if _commit_of(cache, sha):
         return True
-    _fetch(cache, url)
+    _fetch(cache, origin)
     if not _commit_of(cache, sha):
         # not on any branch or tag; servers may still serve it when asked by name
-        run_git(
-            ["-C", str(cache), "fetch", "--quiet", "--no-tags", "--", url, sha],
-            timeout=NETWORK_TIMEOUT,
-        )
+        args = ["-C", str(cache), "fetch", "--quiet", "--no-tags", "--", origin.url, sha]
+        run_git(args, timeout=NETWORK_TIMEOUT, config=origin.config, extra_env=origin.env)
     return _commit_of(cache, sha) is not None
 
 
-def _fetch(cache: Path, url: str) -> None:
+def _fetch(cache: Path, origin: Remote) -> None:
     refspecs = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
     args = ["-C", str(cache), "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head"]
-    args += ["--no-recurse-submodules", "--", url, *refspecs]
-    checked(args, f"Unable to fetch git repo {strip_credentials(url)}", timeout=NETWORK_TIMEOUT)
+    args += ["--no-recurse-submodules", "--", origin.url, *refspecs]
+    what = f"Unable to fetch git repo {origin.url}"
+    checked(args, what, timeout=NETWORK_TIMEOUT, config=origin.config, extra_env=origin.env)
 
 
-def _remote_head(url: str) -> tuple[str, str | None]:
-    what = f"Unable to read git repo {strip_credentials(url)}"
-    out = checked(["ls-remote", "--symref", "--", url, "HEAD"], what, timeout=NETWORK_TIMEOUT)
+def _remote_head(origin: Remote) -> tuple[str, str | None]:
+    what = f"Unable to read git repo {origin.url}"
+    args = ["ls-remote", "--symref", "--", origin.url, "HEAD"]
+    out = checked(args, what, timeout=NETWORK_TIMEOUT, config=origin.config, extra_env=origin.env)
     sha = branch = None
     for line in out.decode(errors="replace").splitlines():
         target, _, name = line.partition("\t")
         if name == "HEAD" and target.startswith("ref: refs/heads/"):
             branch = target[len("ref: refs/heads/") :]
-        elif name == "HEAD" and _FULL_SHA.fullmatch(target):
+        elif name == "HEAD" and FULL_SHA.fullmatch(target):
             sha = target
     if sha is None:
         raise SourceError(f"{what}: it has no default branch (is it empty?)")

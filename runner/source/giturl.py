@@ -8,6 +8,7 @@ from runner.errors import SourceError
 from runner.redact import strip_credentials
 
 ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
+FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -520,3 +524,129 @@ def test_invalid_versions_are_refused(
         fetch_project(remote, version)
     assert exc.value.message == f"invalid version {version!r}"
     assert not trace.exists()  # git never ran
+
+
+# --- working copies git cannot read -------------------------------------------------------
+
+
+def test_a_corrupt_index_is_unknown_provenance_with_a_warning(repo: Repo) -> None:
+    (repo.path / ".git" / "index").write_bytes(b"not an index")
+    prov = fetch_project(str(repo.path)).provenance
+    assert (prov.commit, prov.branch, prov.repo_url, prov.dirty) == (None, None, None, None)
+    assert prov.warnings == (
+        f"git cannot read the working copy at {repo.path.resolve()}: .git/index: index file "
+        "smaller than expected; the run is recorded without a git commit",
+    )
+    assert "warnings" not in prov.record()  # what the run records keeps its schema
+
+
+def test_a_git_dir_git_cannot_read_is_a_warning_too(repo: Repo) -> None:
+    (repo.path / ".git" / "HEAD").write_text("garbage\n")
+    prov = fetch_project(str(repo.path)).provenance
+    assert prov.commit is None
+    assert prov.warnings[0].startswith(f"git cannot read the repository at {repo.path / '.git'}: ")
+
+
+def test_a_readable_repo_has_no_warnings(repo: Repo) -> None:
+    assert fetch_project(str(repo.path)).provenance.warnings == ()
+
+
+# --- submodules of a working copy: looked at with their own safe git call -----------------
+
+
+@pytest.fixture
+def with_submodule(repo: Repo, tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    write(lib / "data.txt", "data\n")
+    git(lib, "add", ".")
+    git(lib, "commit", "-qm", "lib")
+    git(repo.path, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    git(repo.path, "commit", "-qm", "submodule")
+    return repo.path / "lib"
+
+
+def test_a_clean_submodule_is_clean(repo: Repo, with_submodule: Path) -> None:
+    assert fetch_project(str(repo.path)).provenance.dirty is False
+
+
+@pytest.mark.parametrize("change", ["modified", "untracked", "new commit"])
+def test_a_change_inside_a_submodule_makes_the_project_dirty(
+    repo: Repo, with_submodule: Path, change: str
+) -> None:
+    if change == "modified":
+        write(with_submodule / "data.txt", "edited\n")
+    elif change == "untracked":
+        write(with_submodule / "new.txt", "new\n")
+    else:
+        git(with_submodule, "commit", "-q", "--allow-empty", "-m", "moved")
+    assert fetch_project(str(repo.path)).provenance.dirty is True
+
+
+# --- credentials in an http URL: to git through its environment, never its argv -----------
+
+
+@pytest.fixture
+def http_remote(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, list[str | None]]]:
+    """A dumb-HTTP git server on 127.0.0.1 that wants alice's password: (base URL, auths seen)."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    www = tmp_path / "www"
+    git(tmp_path, "clone", "-q", "--bare", str(repo.path), str(www / "remote.git"))
+    git(www / "remote.git", "update-server-info")
+    seen: list[str | None] = []
+    wanted = "Basic " + base64.b64encode(b"alice:p@ss word").decode()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            if seen[-1] != wanted:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=www))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/remote.git", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_credentials_reach_git_but_no_argv(
+    repo: Repo, http_remote: tuple[str, list[str | None]], fetched: list[FetchedProject],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    base, seen = http_remote
+    trace = tmp_path / "trace.log"
+    monkeypatch.setenv("GIT_TRACE", str(trace))  # logs the argv of every git and helper run
+    # a helper of the user's own with other credentials for this host: the URL's win
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        '[credential]\n\thelper = "!f() { echo username=mallory; echo password=x; }; f"\n'
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    result = fetch(fetched, base.replace("http://", "http://alice:p%40ss%20word@"))
+    assert head_of(result) == repo.main
+    assert result.provenance.repo_url == base
+    assert "Basic " + base64.b64encode(b"alice:p@ss word").decode() in seen
+    assert "remote-http" in trace.read_text()
+    assert "p%40ss" not in trace.read_text() and "p@ss" not in trace.read_text()
+
+
+def test_wrong_http_credentials_are_a_clear_error(
+    http_remote: tuple[str, list[str | None]],
+) -> None:
+    base, _ = http_remote
+    with pytest.raises(SourceError) as exc:
+        fetch_project(base.replace("http://", "http://alice:wrong@"))
+    assert (
+        exc.value.message == f"Unable to read git repo {base}: Authentication failed for '{base}/'"
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from runner.errors import SourceError
 from runner.redact import strip_credentials
-from runner.source import git, giturl
+from runner.source import gitproc, giturl, worktree
 from runner.source.archive import member_path
 from runner.source.fetch import Provenance, classify, fetch_project, project_subdir, split_uri
 
@@ -249,24 +249,24 @@ SHA = "a" * 40
 )
 def test_parse_status(entries: list[str], prefix: str, expected: tuple[Any, ...]) -> None:
     out = ("\0".join(entries) + "\0").encode()
-    assert git._parse_status(out, prefix) == expected
+    assert worktree._parse_status(out, prefix) == expected
 
 
 def test_first_remote_is_stripped() -> None:
-    out = b"remote.origin.url\nhttps://u:p@h/x\0remote.b.url\nhttps://h/y\0"
-    assert git._first_remote(out) == "https://h/x"
-    assert git._first_remote(b"") is None
+    out = b"local\0remote.origin.url\nhttps://u:p@h/x\0global\0remote.b.url\nhttps://h/y\0"
+    assert worktree._first_remote(worktree._entries(out, scoped=True)) == "https://h/x"
+    assert worktree._first_remote([]) is None
 
 
 def test_git_error_reason_is_one_line_without_credentials() -> None:
     stderr = b"hint: noise\nfatal: unable to access 'https://u:tok@h/x/': Could not resolve host\n"
-    assert git.reason(stderr) == "unable to access 'https://h/x/': Could not resolve host"
+    assert gitproc.reason(stderr) == "unable to access 'https://h/x/': Could not resolve host"
 
 
 def test_git_env_is_hardened(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_ASKPASS", "/bin/evil")
     monkeypatch.setenv("GIT_DIR", "/elsewhere")
-    env = git.git_env()
+    env = gitproc.git_env()
     assert "GIT_ASKPASS" not in env and "GIT_DIR" not in env
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert env["GIT_ALLOW_PROTOCOL"] == "file:git:http:https:ssh"

@@ -3,18 +3,25 @@ journal (tracking.jsonl) into the tracking store."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.atomic import copy_atomically
-from runner.errors import BackendError, StoreError
+from runner.errors import BackendError, RunnerError
 from runner.home import run_artifacts_dir, runner_home, tracking_uri
 from runner.tracking import JOURNAL
 
 if TYPE_CHECKING:
     from runner.backend import Transport
     from runner.store import Metric, Store
+
+T = TypeVar("T")
+WARNING_TAG = "runner.ingest_warning"
+INT64 = range(-(2**63), 2**63)  # what both SQLite and PostgreSQL store as an integer
 
 
 def run_variables(run_id: str, experiment: str, transport: Transport) -> dict[str, str]:
@@ -55,11 +62,17 @@ def tracking_pythonpath() -> str:
 
 
 class JournalReader:
-    """Reads complete lines appended since the last call (the writer may still be running)."""
+    """Reads complete lines appended since the last call (the writer may still be running),
+    keeps what the store has not taken yet, and counts the records it had to skip."""
 
     def __init__(self, run_id: str) -> None:
         self.path = run_artifacts_dir(run_id) / JOURNAL
         self.offset = 0
+        self.pending = Pending()
+        self.skipped = 0
+        self.first_reason = ""
+        self.reported = 0  # how many skips the warning tag on the run already counts
+        self.store_down: Exception | None = None  # why the store took nothing this time
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
@@ -72,45 +85,146 @@ class JournalReader:
         self.offset += len(complete)
         return [_parse(line) for line in complete.splitlines() if line.strip()]
 
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.first_reason = self.first_reason or reason
+
+    def warning(self) -> str:
+        """What the run's warning tag says: the first reason, and how many were skipped."""
+        if self.skipped == 1:
+            return self.first_reason
+        return f"{self.skipped} logged records were skipped; the first: {self.first_reason}"
+
+
+@dataclass
+class Pending:
+    """Records read from the journal that the store has not taken yet."""
+
+    metrics: list[Metric] = field(default_factory=list)
+    params: list[tuple[str, str]] = field(default_factory=list)
+    tags: list[tuple[str, str]] = field(default_factory=list)
+
 
 def _parse(line: bytes) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}
+        return {"t": "unreadable", "why": "a journal line is not valid JSON"}
+    return (
+        record
+        if isinstance(record, dict)
+        else {"t": "unreadable", "why": "a journal line is not a JSON object"}
+    )
 
 
 def ingest(store: Store, run_id: str, reader: JournalReader) -> int:
-    """Write new journal records to the store; returns how many were applied."""
-    records = reader.read_new()
-    metrics: list[Metric] = []
-    params: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    for rec in records:
-        try:
-            _collect(rec, metrics, params, tags)
-        except (KeyError, TypeError, ValueError):
-            continue  # a hand-written or torn record is skipped, never fatal to the run
-    if metrics:
-        store.log_metrics(run_id, metrics)
-    if params:
-        try:
-            store.log_params(run_id, params)
-        except StoreError as exc:  # e.g. a logged param contradicting a run parameter
-            tags["runner.ingest_warning"] = exc.message
-    if tags:
-        store.set_tags(run_id, tags)
-    return len(metrics) + len(params) + len(tags)
+    """Write new journal records to the store; returns how many were applied.
+
+    One bad record never costs another: records the store's rules refuse are skipped before the
+    batch, a batch refused anyway is split until the refused records stand alone, and each
+    skip is counted in the run's ``runner.ingest_warning`` tag. While the store is down,
+    nothing is dropped: what it did not take is kept for the next call, and the store's
+    error is raised once the rest is written.
+    """
+    for record in reader.read_new():
+        _add(record, reader)
+    pending = reader.pending
+    refuse = functools.partial(_refused, store, run_id, reader)
+    applied = _flush(lambda part: store.log_metrics(run_id, part), pending.metrics, refuse)
+    applied += _flush(lambda part: store.log_params(run_id, dict(part)), pending.params, refuse)
+    applied += _flush(lambda part: store.set_tags(run_id, dict(part)), pending.tags, refuse)
+    if reader.store_down is not None:
+        error, reader.store_down = reader.store_down, None
+        raise error  # the skips are reported on a later call, once the store is back
+    _report_skips(store, run_id, reader)
+    return applied
 
 
-def _collect(
-    rec: dict[str, Any], metrics: list[Metric], params: dict[str, str], tags: dict[str, str]
-) -> None:
+def _flush(
+    write: Callable[[list[T]], None], items: list[T], refuse: Callable[[Exception], bool]
+) -> int:
+    """Write the pending ``items``, keeping those the store did not take; how many it took."""
+    left = _write_all(write, list(items), refuse)
+    taken = len(items) - len(left)
+    items[:] = left
+    return taken
+
+
+def _add(record: dict[str, Any], reader: JournalReader) -> None:
+    try:
+        _collect(record, reader.pending)
+    except (KeyError, TypeError, ValueError, OverflowError, RunnerError) as exc:
+        reader.skip(_reason(record, exc))  # a hand-written or torn record, never fatal
+
+
+def _reason(record: dict[str, Any], exc: Exception) -> str:
+    if isinstance(exc, RunnerError):
+        return exc.message
+    if isinstance(exc, KeyError):
+        return f"a {record.get('t')} record has no {exc}"
+    return f"a {record.get('t')} record is malformed: {exc}"
+
+
+def _collect(rec: dict[str, Any], pending: Pending) -> None:
+    """Queue one record, refusing what the store would refuse (its own key rule)."""
+    from runner.store.records import check_key
+
     kind = rec.get("t")
+    if kind == "unreadable":
+        raise ValueError(rec["why"])
+    if kind not in ("metric", "param", "tag"):
+        return  # a kind this runner does not know is for a newer one: not an error
+    key = str(rec["key"])
+    check_key(kind, key)
     if kind == "metric":
-        metrics.append((str(rec["key"]), float(rec["value"]), int(rec["step"]), int(rec["ts"])))
+        pending.metrics.append((key, float(rec["value"]), _int64(rec["step"]), _int64(rec["ts"])))
     elif kind == "param":
-        params[str(rec["key"])] = str(rec["value"])
-    elif kind == "tag":
-        tags[str(rec["key"])] = str(rec["value"])
+        pending.params.append((key, str(rec["value"])))
+    else:
+        pending.tags.append((key, str(rec["value"])))
+
+
+def _int64(value: Any) -> int:
+    number = int(value)
+    if number not in INT64:
+        raise ValueError(f"{number} does not fit in 64 bits")
+    return number
+
+
+def _write_all(
+    write: Callable[[list[T]], None], items: list[T], refuse: Callable[[Exception], bool]
+) -> list[T]:
+    """Write ``items``, halving a refused batch until each refused item is alone and then
+    ``refuse``-d (skipped); returns the items left unwritten because the store is down."""
+    parts = [items] if items else []
+    while parts:
+        part = parts.pop()
+        try:
+            write(part)
+        except Exception as exc:  # any refusal: the store may raise more than StoreError
+            if len(part) > 1:
+                parts += [part[len(part) // 2 :], part[: len(part) // 2]]  # first half next
+            elif not refuse(exc):
+                return [*part, *(item for rest in reversed(parts) for item in rest)]
+    return []
+
+
+def _refused(store: Store, run_id: str, reader: JournalReader, exc: Exception) -> bool:
+    """A lone record was refused: it is bad if the store takes the warning about it (the store
+    is up), else the store is down and the record is kept (False)."""
+    before = reader.skipped, reader.first_reason
+    reader.skip(exc.message if isinstance(exc, RunnerError) else f"{exc!r}")
+    try:
+        store.set_tags(run_id, {WARNING_TAG: reader.warning()})
+    except Exception:
+        reader.skipped, reader.first_reason = before
+        reader.store_down = exc
+        return False
+    reader.reported = reader.skipped
+    return True
+
+
+def _report_skips(store: Store, run_id: str, reader: JournalReader) -> None:
+    if reader.skipped > reader.reported:
+        store.set_tags(run_id, {WARNING_TAG: reader.warning()})
+        reader.reported = reader.skipped

@@ -9,11 +9,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transport
+from runner.console import TerminalRelay
 from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
-from runner.execution.ingest import JournalReader, ingest, run_variables, tracking_pythonpath
+from runner.execution.diskspace import DiskReserve, is_disk_full
+from runner.execution.ingest import (
+    WARNING_TAG,
+    JournalReader,
+    ingest,
+    run_variables,
+    tracking_pythonpath,
+)
 from runner.execution.interrupts import Cancelled, deferred, raise_pending
 from runner.execution.plan import Plan
 from runner.home import run_artifacts_dir
@@ -63,24 +71,55 @@ def submit(plan: Plan, store: Store) -> str:
 
 
 def execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
-    """Run a submitted plan to a terminal status; every path finalises the record once."""
+    """Run a submitted plan to a terminal status; every path finalises the record once.
+
+    The output reaches ``sink`` through a bounded relay (a slow terminal never holds the run
+    up), and a small disk reserve is freed if the disk fills, so the end is still recorded."""
+    relay = TerminalRelay(sink, run_artifacts_dir(run_id) / LOG_FILE)
+    reserve = DiskReserve(run_id)
+    try:
+        return _run_to_end(run_id, plan, store, relay, progress, reserve)
+    finally:
+        reserve.release()
+        _remove_paths(plan.cleanup_paths)
+        _show_rest(relay)
+
+
+def _run_to_end(
+    run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress, reserve: DiskReserve
+) -> ExitInfo:
     try:
         raise_pending()  # a signal held back since submit: the run ends before anything starts
-        info = _execute(run_id, plan, store, sink, progress)
+        info = _execute(run_id, plan, store, sink, progress, reserve)
     except (KeyboardInterrupt, Cancelled) as exc:
-        _finalise(store, run_id, ExitInfo(RunStatus.KILLED, None, _cancel_reason(exc)))
-        raise
-    except RunnerError as exc:
-        _save_build_log(run_id, exc)
-        _finalise(store, run_id, ExitInfo(RunStatus.FAILED, None, exc.message))
+        _finalise(store, run_id, ExitInfo(RunStatus.KILLED, None, _cancel_reason(exc)), reserve)
         raise
     except BaseException as exc:
-        _finalise(store, run_id, ExitInfo(RunStatus.FAILED, None, f"internal error: {exc!r}"))
-        raise
-    finally:
-        _remove_paths(plan.cleanup_paths)
-    _finalise(store, run_id, info)
+        error = _user_error(run_id, exc)
+        reason = error.message if isinstance(error, RunnerError) else f"internal error: {exc!r}"
+        _finalise(store, run_id, ExitInfo(RunStatus.FAILED, None, reason), reserve)
+        if error is exc:
+            raise
+        raise error from exc
+    _finalise(store, run_id, info, reserve)
     return info
+
+
+def _user_error(run_id: str, exc: BaseException) -> BaseException:
+    """What the user is told: a runner error as it is, a full disk as one; else ``exc``."""
+    if isinstance(exc, RunnerError):
+        _save_build_log(run_id, exc)
+    elif isinstance(exc, OSError) and is_disk_full(exc):
+        where = exc.filename or "a file of the run"
+        return RunnerError(f"disk full while writing {where}", hint="free some space there")
+    return exc
+
+
+def _show_rest(relay: TerminalRelay) -> None:
+    """The terminal may lag behind the run; a ^C while it catches up skips the rest (the run
+    has been recorded and output.log has all of it)."""
+    with suppress(KeyboardInterrupt, Cancelled):
+        relay.close()
 
 
 def _cancel_reason(exc: BaseException) -> str:
@@ -89,15 +128,15 @@ def _cancel_reason(exc: BaseException) -> str:
     return "cancelled before the entry point finished"
 
 
-def _finalise(store: Store, run_id: str, info: ExitInfo) -> None:
+def _finalise(store: Store, run_id: str, info: ExitInfo, reserve: DiskReserve) -> None:
     """Record how the run ended. A signal meanwhile is dropped: it would only cut the write
     short, and the run it asks to stop has already ended."""
     with deferred():
-        _record_end(store, run_id, info)
+        _record_end(store, run_id, info, reserve)
     _drop_pending()
 
 
-def _record_end(store: Store, run_id: str, info: ExitInfo) -> None:
+def _record_end(store: Store, run_id: str, info: ExitInfo, reserve: DiskReserve) -> None:
     # a locked or momentarily full database must not leave a run RUNNING that has ended
     for delay in (*FINISH_RETRY_SECONDS, None):
         try:
@@ -106,6 +145,7 @@ def _record_end(store: Store, run_id: str, info: ExitInfo) -> None:
         except StoreError as exc:
             if delay is None:
                 raise _unrecorded(run_id, info, exc) from exc
+            reserve.release()  # if the disk is full, this makes room for the next try
             time.sleep(delay)
 
 
@@ -124,7 +164,9 @@ def _drop_pending() -> None:
         raise_pending()
 
 
-def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:
+def _execute(
+    run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress, reserve: DiskReserve
+) -> ExitInfo:
     store.start_run(run_id)
     journal = JournalReader(run_id)
     try:
@@ -132,16 +174,37 @@ def _execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Pro
         with _watchdog(store, run_id, journal):
             return _prepare_and_launch(run_id, plan, store, sink, progress)
     finally:
-        _ingest_last(store, run_id, journal, progress)
+        _ingest_last(store, run_id, journal, progress, reserve)
 
 
-def _ingest_last(store: Store, run_id: str, journal: JournalReader, progress: Progress) -> None:
-    """After the watchdog stopped (one reader at a time); a store error here must not change
-    how the run ended."""
+def _ingest_last(
+    store: Store, run_id: str, journal: JournalReader, progress: Progress, reserve: DiskReserve
+) -> None:
+    """After the watchdog stopped (one reader at a time). Nothing here changes how the run
+    ended: the exit code decides, never a logging error."""
+    try:
+        _ingest_with_room(store, run_id, journal, reserve)
+    except Exception as exc:
+        what = exc.message if isinstance(exc, RunnerError) else repr(exc)
+        progress(f"warning: what the entry point logged last could not be recorded: {what}")
+    if journal.skipped:
+        count = (
+            f"{journal.skipped} logged records were"
+            if journal.skipped > 1
+            else "a logged record was"
+        )
+        progress(f"warning: {count} not recorded (tag {WARNING_TAG}): {journal.first_reason}")
+
+
+def _ingest_with_room(
+    store: Store, run_id: str, journal: JournalReader, reserve: DiskReserve
+) -> None:
     try:
         ingest(store, run_id, journal)
-    except RunnerError as exc:
-        progress(f"warning: what the entry point logged last could not be recorded: {exc.message}")
+    except Exception:
+        if not reserve.release():  # a full disk: the reserve makes room for one more try
+            raise
+        ingest(store, run_id, journal)
 
 
 def _prepare_and_launch(
@@ -204,19 +267,66 @@ def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
     handle: a run recorded KILLED or FAILED must not go on running."""
     try:
         raise_pending()
-        _stream(handle, run_artifacts_dir(run_id) / LOG_FILE, sink)
-        return _ended(handle.wait())
+        log = _stream(handle, run_artifacts_dir(run_id) / LOG_FILE, sink)
+        return _log_kept(_ended(handle.wait()), log)
     except BaseException:
         _stop(handle)
         raise
 
 
-def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> None:
-    with open(log_path, "ab") as log:
+class _RunLog:
+    """output.log, the complete record of the output; on a full disk it stops being written
+    (the terminal still gets everything) and the run ends saying so."""
+
+    def __init__(self, path: Path) -> None:
+        self.full = False
+        self._file: BinaryIO | None = None
+        try:
+            self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            self._full_or_raise(exc)
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            self._full_or_raise(exc)
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with suppress(OSError):  # what a full disk could not take is already lost
+                file.close()
+
+    def _full_or_raise(self, exc: OSError) -> None:
+        if not is_disk_full(exc):
+            raise exc
+        self.full = True
+        self.close()
+
+
+def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> _RunLog:
+    log = _RunLog(log_path)
+    try:
         for chunk in handle.logs():
             log.write(chunk.data)
-            log.flush()
             sink(chunk)
+    finally:
+        log.close()
+    return log
+
+
+def _log_kept(info: ExitInfo, log: _RunLog) -> ExitInfo:
+    """A run whose output.log could not be written to the end failed, whatever its exit code."""
+    if not log.full:
+        return info
+    ended = info.reason or f"entry point exited with code {info.exit_code}"
+    return ExitInfo(
+        RunStatus.FAILED, info.exit_code, f"disk full while writing {LOG_FILE} ({ended})"
+    )
 
 
 def _ended(info: ExitInfo) -> ExitInfo:
@@ -247,8 +357,9 @@ def _remove_paths(paths: tuple[Path, ...]) -> None:
 def _save_build_log(run_id: str, exc: RunnerError) -> None:
     if isinstance(exc, EnvBuildError) and exc.log:
         path = run_artifacts_dir(run_id) / "env-build.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(exc.log)
+        with suppress(OSError):  # a full disk: the failure reason is recorded all the same
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(exc.log)
 
 
 @contextmanager
@@ -265,7 +376,7 @@ def _watchdog(store: Store, run_id: str, journal: JournalReader) -> Iterator[Non
                 ingest(store, run_id, journal)
                 if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
                     store.heartbeat(run_id)
-            except RunnerError:  # a missed beat or batch is retried on the next tick
+            except Exception:  # a missed beat or batch is retried on the next tick
                 pass
 
     thread = threading.Thread(target=watch, name="runner-watchdog", daemon=True)

@@ -124,6 +124,7 @@ class RecordingStore:
         self.before_finish: Callable[[], None] | None = None
         self.after_start: Callable[[], None] | None = None
         self.metrics_error: StoreError | None = None
+        self.tags_error: StoreError | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -152,6 +153,11 @@ class RecordingStore:
         if self.metrics_error is not None:
             raise self.metrics_error
         self.store.log_metrics(run_id, metrics)
+
+    def set_tags(self, run_id: str, tags: Any) -> None:
+        if self.tags_error is not None:
+            raise self.tags_error
+        self.store.set_tags(run_id, tags)
 
 
 @pytest.fixture
@@ -454,11 +460,26 @@ def test_logged_metrics_reach_the_run(script: Script, store: RecordingStore, pla
     assert store.get_run(outcome.run_id).metrics == {"loss": 0.25}
 
 
-def test_a_store_error_on_the_last_metrics_does_not_change_the_outcome(
+def test_a_metric_the_store_refuses_is_skipped_and_said(
     script: Script, store: RecordingStore, plan: Plan
 ) -> None:
     script.journal = [{"t": "metric", "key": "loss", "value": 0.25, "step": 1, "ts": 1}]
     store.metrics_error = StoreError("tracking store runs.db: disk I/O error")
+    outcome = _run(plan, store)
+    assert outcome.info == FINISHED
+    record = _ended_once(store, outcome.run_id, RunStatus.FINISHED, None)
+    assert record.tags["runner.ingest_warning"] == "tracking store runs.db: disk I/O error"
+    assert outcome.progress == [
+        "warning: a logged record was not recorded (tag runner.ingest_warning): "
+        "tracking store runs.db: disk I/O error"
+    ]
+
+
+def test_a_store_that_is_down_for_the_last_metrics_does_not_change_the_outcome(
+    script: Script, store: RecordingStore, plan: Plan
+) -> None:
+    script.journal = [{"t": "metric", "key": "loss", "value": 0.25, "step": 1, "ts": 1}]
+    store.metrics_error = store.tags_error = StoreError("tracking store runs.db: disk I/O error")
     outcome = _run(plan, store)
     assert outcome.info == FINISHED
     _ended_once(store, outcome.run_id, RunStatus.FINISHED, None)

@@ -153,20 +153,26 @@ def _fetch_local(
     # used in place: the working tree's submodules are whatever the user checked out
     project_dir = project_subdir(root, sub, uri)
     try:
-        copy = worktree.inspect_working_copy(project_dir)
+        copy, diff = _look_at(project_dir)
     except GitNotFound:
-        copy = None  # provenance is then simply unknown; the run itself needs no git
+        copy = diff = None  # provenance is then simply unknown; the run itself needs no git
     except worktree.UnreadableWorkingCopy as exc:
         warning = f"{exc.message}; the run is recorded without a git commit"
         return FetchedProject(project_dir, _plain(uri, sub, None, (warning,)), None, ())
     if copy is None:
         return FetchedProject(project_dir, _plain(uri, sub, None), None, ())
-    # an unborn branch has no HEAD to diff against: dirty, but no diff
-    diff = worktree.diff_head(copy, project_dir) if copy.dirty and copy.commit else None
     provenance = Provenance(
         uri, sub, None, copy.commit, copy.branch, _repo_url(copy), copy.dirty, _digest(diff)
     )
     return FetchedProject(project_dir, provenance, diff, ())
+
+
+def _look_at(project_dir: Path) -> tuple[worktree.WorkingCopy | None, bytes | None]:
+    copy = worktree.inspect_working_copy(project_dir)
+    # an unborn branch has no HEAD to diff against: dirty, but no diff
+    if copy is None or not (copy.dirty and copy.commit):
+        return copy, None
+    return copy, worktree.diff_head(copy, project_dir)
 
 
 def _fetch_local_version(

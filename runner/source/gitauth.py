@@ -13,7 +13,8 @@ from runner.source.gitproc import Config
 USER_VAR = "RUNNER_GIT_USERNAME"
 PASSWORD_VAR = "RUNNER_GIT_PASSWORD"
 # git runs a helper with `get`, `store` or `erase`; this one only answers `get`, from variables
-# that exist in the environment of this one git call (argv is world-readable, environ is not).
+# that exist in the environment of this one git call (argv is world-readable, environ is not);
+# printf is a shell builtin, so the values are in no process's argv either.
 _HELPER = (
     f'!f() {{ test "$1" = get && printf "username=%s\\npassword=%s\\n" "${USER_VAR}" '
     f'"${PASSWORD_VAR}"; }}; f'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from runner.errors import SourceError
 from runner.redact import strip_credentials
-from runner.source.gitproc import Completed, Config, checked, reason, run_git, run_parallel
+from runner.source.gitproc import Completed, Config, reason, run_git, run_parallel
 from runner.source.giturl import FULL_SHA
 
 # Config the user did not write: the repository's own file, its worktree file and their includes.
@@ -84,7 +84,11 @@ def diff_head(copy: WorkingCopy, path: Path) -> bytes:
     or filter from the repository's config, and submodules shown by commit only."""
     args = ["-C", str(path), "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv"]
     args += ["--no-color", "--submodule=short", _NO_SUBMODULE_GIT, "--", "."]
-    return checked(args, f"git diff failed in {path}", config=copy.neutral)
+    result = run_git(args, config=copy.neutral)
+    if result.returncode != 0:
+        why = reason(result.stderr)
+        raise UnreadableWorkingCopy(f"git cannot diff the working copy at {path}: {why}")
+    return result.stdout
 
 
 def _not_a_repo(result: Completed, path: Path) -> None:

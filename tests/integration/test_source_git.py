@@ -547,6 +547,15 @@ def test_a_git_dir_git_cannot_read_is_a_warning_too(repo: Repo) -> None:
     assert prov.warnings[0].startswith(f"git cannot read the repository at {repo.path / '.git'}: ")
 
 
+def test_a_diff_git_cannot_take_is_a_warning_too(repo: Repo) -> None:
+    blob = git(repo.path, "rev-parse", "HEAD:train.py")
+    (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # status needs no blob
+    (repo.path / "train.py").write_text("edited\n")
+    prov = fetch_project(str(repo.path)).provenance
+    assert (prov.commit, prov.dirty, prov.diff_digest) == (None, None, None)
+    assert prov.warnings[0].startswith(f"git cannot diff the working copy at {repo.path}: ")
+
+
 def test_a_readable_repo_has_no_warnings(repo: Repo) -> None:
     assert fetch_project(str(repo.path)).provenance.warnings == ()
 

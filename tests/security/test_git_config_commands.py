@@ -203,21 +203,26 @@ def define_driver(repo: Path, name: str, command: str, key: str, place: str) -> 
     key=st.sampled_from(("clean", "process")),
     place=st.sampled_from(PLACES),
     attributes=st.sampled_from(ATTRIBUTE_FILES),
+    operation=st.sampled_from(sorted(OPERATIONS)),
 )
 def test_filter_drivers_never_run(
-    tmp_path_factory: pytest.TempPathFactory, name: str, key: str, place: str, attributes: str
-) -> None:
+    tmp_path_factory: pytest.TempPathFactory, name: str, key: str, place: str, attributes: str,
+    operation: str,
+) -> None:  # fmt: skip
     root = tmp_path_factory.mktemp("driver")
     script, markers = marker_script(root)
     repo = root / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    commit_tree(repo, {"MLproject": MLPROJECT, "nested/data.txt": "data\n"})
+    commit_tree(
+        repo, {"MLproject": MLPROJECT, "sub/MLproject": MLPROJECT, "nested/data.txt": "data\n"}
+    )
     (repo / attributes).parent.mkdir(parents=True, exist_ok=True)
     (repo / attributes).write_text(f"* filter={name}\n")
     define_driver(repo, name, f"{script} driver; cat", key, place)
     (repo / "nested" / "data.txt").write_text("changed\n")
-    fetch_project(str(repo))
+    git(repo, "tag", "v1")
+    remove_fetched(OPERATIONS[operation](repo))
     assert fired(markers) == set()
     subprocess.run(["git", "diff", "HEAD"], cwd=repo, capture_output=True)
     assume(fired(markers) == {"driver"})  # git itself uses this driver: the example was armed

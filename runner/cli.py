@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's own form of ^C (while it parses or prompts)
+        click.echo("runner: interrupted", err=True)
         return 130
     except UsageError as exc:
         click.echo(exc.render(), err=True)

@@ -21,6 +21,7 @@ from runner.execution.plan import (
     parse_docker_args,
 )
 from runner.home import run_artifacts_dir
+from runner.procinfo import become_subreaper
 from runner.status import RunStatus
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ def run_from_cli(
         submodules=submodules,
     )
     plan = make_plan(request)
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
     store = open_reconciled_store()
     if detach:
         run_id = submit(plan, store)
@@ -73,6 +76,7 @@ def run_from_cli(
 
 
 def _run_attached(plan: Plan, store: Store, quiet: bool) -> int:
+    become_subreaper()  # this process owns its children: orphans of the run are ended with it
     started = time.monotonic()
     run_id = ""
     try:
@@ -130,6 +134,7 @@ def supervise(run_id: str) -> int:
     from runner.store.open import open_store
 
     plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())
+    become_subreaper()  # this process owns its children: orphans of the run are ended with it
     store = open_store()
     try:
         with cancellable():

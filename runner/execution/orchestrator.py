@@ -39,6 +39,7 @@ HEARTBEAT_SECONDS = 15.0
 INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
 CANCEL_WAIT_SECONDS = 30.0
+SOURCE_WARNING_TAG = "runner.source_warning"  # e.g. a working copy git could not read
 FINISH_RETRY_SECONDS = (0.05, 0.25, 1.0)  # pauses between attempts at the final write
 
 
@@ -56,6 +57,7 @@ def submit(plan: Plan, store: Store) -> str:
             source=plan.source,
             environment={"manager": plan.env_manager},
             run_name=plan.run_name,
+            tags={SOURCE_WARNING_TAG: "; ".join(plan.warnings)} if plan.warnings else {},
             parent_run_id=plan.parent_run_id,
             runner_pid=os.getpid(),
             runner_host=socket.gethostname(),

@@ -52,6 +52,8 @@ class Plan:
     cleanup_paths: tuple[Path, ...] = ()
     input_paths: tuple[str, ...] = ()  # local files/dirs named by `path` parameters
     diff: bytes | None = field(default=None, repr=False)
+    # for the user and the record: e.g. a working copy git cannot read (no commit recorded)
+    warnings: tuple[str, ...] = ()
     # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
     spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
 
@@ -69,6 +71,7 @@ class Plan:
         data["project_dir"] = Path(data["project_dir"])
         data["cleanup_paths"] = tuple(Path(p) for p in data["cleanup_paths"])
         data["input_paths"] = tuple(data.get("input_paths", ()))
+        data["warnings"] = tuple(data.get("warnings", ()))
         return cls(**data)
 
 
@@ -110,6 +113,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         cleanup_paths=tuple(fetched.cleanup_paths),
         input_paths=resolved.paths,
         diff=fetched.diff,
+        warnings=tuple(fetched.provenance.warnings),
         spec=spec,
     )
 

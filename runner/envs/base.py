@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from runner.envs.digest import env_key, platform_tag
-
 if TYPE_CHECKING:
     from runner.project.records import ProjectSpec
 
@@ -151,6 +149,9 @@ class BaseEnvManager:
         return EnvLock()
 
     def key(self, lock: EnvLock) -> str:
+        # imported here: hashing is for managers that build, and every run loads every manager
+        from runner.envs.digest import env_key, platform_tag
+
         return env_key(self.name, lock.content, lock.interpreter, platform_tag())
 
     def build(self, lock: EnvLock, prefix: Path, *, progress: Progress) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sysconfig
 from typing import Any
 
 # Part of every key: bump it when what an env directory holds changes, so old envs are not reused.
@@ -18,6 +17,8 @@ def canonical_digest(value: Any) -> str:
 
 
 def platform_tag() -> str:
+    import sysconfig  # ~0.5 ms: only runs that build or key an env pay for it
+
     return sysconfig.get_platform()
 
 

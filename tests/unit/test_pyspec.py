@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,33 @@ def test_docker_env_has_no_python_spec(tmp_path: Path) -> None:
     env = EnvSpec(kind="docker_env", docker=DockerEnv(image="python:3.11"))
     with pytest.raises(SpecError, match="a docker_env project has no Python environment"):
         read_python_spec(ProjectSpec(root=tmp_path, name="p", env=env))
+
+
+# --- the parse is cached by content -----------------------------------------------------
+
+READ_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from runner.envs.python.pyspec import read_python_env
+root = Path(sys.argv[1])
+print(read_python_env(root / "python_env.yaml", root).dependencies, "yaml" in sys.modules)
+"""
+
+
+def read_fresh(root: Path) -> str:
+    argv = [sys.executable, "-c", READ_IN_A_FRESH_PROCESS, str(root)]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_known_env_file_is_read_without_a_yaml_parser(tmp_path: Path) -> None:
+    write_project(tmp_path, {"python_env.yaml": "dependencies: [six]\n"})
+    assert read_fresh(tmp_path) == "('six',) True"
+    assert read_fresh(tmp_path) == "('six',) False"  # a warm run imports no YAML parser
+    (tmp_path / "python_env.yaml").write_text("dependencies: [idna]\n")
+    assert read_fresh(tmp_path) == "('idna',) True"  # keyed by content
+
+
+def test_a_cached_env_file_is_still_checked(tmp_path: Path) -> None:
+    for _ in range(2):
+        with pytest.raises(SpecError, match=r"python_env.yaml: unknown keys \['channels'\]"):
+            python_env(tmp_path, "channels: [x]\n")

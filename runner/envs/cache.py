@@ -1,8 +1,4 @@
-"""The content-addressed env cache: build once under a per-key lock, publish by rename, lease.
-
-It knows no manager by name and nothing of an env's layout: a marker written last says an env
-is complete, and the manager's ``health`` says whether it is still usable.
-"""
+"""The content-addressed env cache: build once under a per-key lock, publish by rename, lease."""
 
 from __future__ import annotations
 
@@ -82,7 +78,11 @@ def _inspect(manager: EnvManager, path: Path, key: str) -> tuple[dict[str, Any] 
 
 
 def ensure_env(manager: EnvManager, key: str, lock: EnvLock, *, progress: Progress) -> CachedEnv:
-    """The env for ``key``: reused if usable, else built (or rebuilt) by exactly one process."""
+    """The env for ``key``: reused if usable, else built (or rebuilt) by exactly one process.
+
+    Nothing here knows a manager or an env's layout: the marker (written last) says an env is
+    complete, the manager's ``health`` whether it is still usable.
+    """
     final = env_dir(manager.name, key)
     marker, _reason = _inspect(manager, final, key)
     if marker is not None:

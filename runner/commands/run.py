@@ -27,15 +27,16 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option("-v", "--version", help="Git branch, tag or commit to run (git sources only).")
 @click.option(
     "--env-manager",
-    help="local, uv, virtualenv (= uv) or conda. "
-    "Default: from the project (python_env → uv, conda → conda, none → local).",
+    help="An environment manager: local, uv, virtualenv (= uv), conda, or one registered "
+    "under 'runner.env_managers'. Default: from the project "
+    "(python_env → uv, conda → conda, docker_env → docker, none → local).",
 )
 @click.option(
     "-b",
     "--backend",
     default=None,
     help="Where to run: local, docker, or another backend registered under 'runner.backends'. "
-    "Default: docker for docker_env projects, else local.",
+    "Default: the environment's own backend (docker for docker_env projects), else local.",
 )
 @click.option(
     "-c",

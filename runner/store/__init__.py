@@ -62,8 +62,7 @@ class RunRecord:
         return data
 
 
-@dataclass(frozen=True)
-class RunPage:
+class RunPage(NamedTuple):
     """One page of a listing, newest first, and how many matching runs come after it."""
 
     runs: list[RunRecord]
@@ -85,8 +84,7 @@ class LiveRun:
     heartbeat_ms: int | None
 
 
-@dataclass(frozen=True)
-class RunnerProcess:
+class RunnerProcess(NamedTuple):
     """A runner process that owns live runs: its pid and start time (to tell a reused pid)."""
 
     pid: int

@@ -121,9 +121,9 @@ class SqlRunStore:
 
     def claim_interval(self, name: str, seconds: float) -> bool:
         records.check_key("interval", name)
-        now = records.now_ms()
+        now, interval = records.now_ms(), int(seconds * 1000)
         with self._write() as session:
-            return session.execute(sql.CLAIM, (name, now, now - int(seconds * 1000))) == 1
+            return session.execute(sql.CLAIM, (name, now, now - interval, now + interval)) == 1
 
     # -- runs ----------------------------------------------------------------------------
 

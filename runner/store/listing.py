@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.errors import StoreError
 from runner.store import RunRecord, statements
@@ -20,8 +19,7 @@ PAGE = CHUNK  # runs per read of iter_runs
 Cursor = tuple[int, Any]
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     """``WHERE`` terms over ``runs`` and their parameters, in order."""
 
     terms: tuple[str, ...] = ()

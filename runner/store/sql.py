@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,7 +28,7 @@ def dialect_of(engine: Engine) -> Dialect:
             f"the tracking store runs on SQLite or PostgreSQL, not {engine.dialect.name} "
             f"(driver {engine.dialect.driver}, paramstyle {engine.dialect.paramstyle})"
         )
-    return dataclasses.replace(known, placeholder=placeholder)
+    return known._replace(placeholder=placeholder)
 
 
 class EngineDatabase:

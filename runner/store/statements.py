@@ -121,9 +121,9 @@ HISTORY = (
 )
 LATEST_OF_RUN = "SELECT key, step, timestamp, value FROM latest_metrics WHERE run_id = ?"
 
-# Claimed when never claimed, when the interval passed, or when the clock went back past it.
+# Claimed when never claimed, when the interval passed, or when the last claim lies more than
+# an interval ahead (this clock went back, or another host's runs ahead): never starved.
 CLAIM = (
     "INSERT INTO intervals (name, done_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
-    " SET done_at = excluded.done_at"
-    " WHERE intervals.done_at <= ? OR intervals.done_at > excluded.done_at"
+    " SET done_at = excluded.done_at WHERE intervals.done_at <= ? OR intervals.done_at > ?"
 )

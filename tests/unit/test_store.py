@@ -498,6 +498,14 @@ def test_claim_interval(store: Store) -> None:
         store.claim_interval("", 1)
 
 
+def test_a_claim_from_the_future_does_not_starve_others(store: Store, tmp_path: Path) -> None:
+    assert store.claim_interval("poll", 60) is True
+    with sqlite3.connect(tmp_path / "runs.db") as conn:  # a clock that has since gone back
+        conn.execute("UPDATE intervals SET done_at = done_at + 3600000")
+    assert store.claim_interval("poll", 60) is True
+    assert store.claim_interval("poll", 60) is False
+
+
 # -- both implementations agree --------------------------------------------------------------
 
 

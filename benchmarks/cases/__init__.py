@@ -7,6 +7,7 @@ MODULES = (
     "docker_rerun",
     "store_metrics",
     "store_list",
+    "store_scale",
     "workflow",
     "concurrent_runs",
 )

@@ -61,7 +61,7 @@ CASES = [
         name="store-list-10k-runs",
         description=(
             "list N runs of one experiment from a SQLite store (runs created untimed beforehand) "
-            "in a fresh process: runner `Store.list_runs` vs MLflow `MlflowClient.search_runs` "
+            "in a fresh process: runner `Store.iter_runs` (pages of 500) vs MLflow `search_runs` "
             "paged by 1000; times the listing only (store opening untimed)"
         ),
         available=store_available,

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.harness import Case, Context, Measurement, Plan, markdown_table, run_case
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK_CASES = {"cli-overhead", "store-log-100k-metrics", "store-list-10k-runs"}
+QUICK_CASES = {"cli-overhead", "store-log-100k-metrics", "store-list-10k-runs", "scale-list-1k"}
 
 
 def _side_ok(name: str, side: dict[str, object]) -> None:
@@ -52,6 +52,8 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         assert case["ratio"] is None
     assert "| cli-overhead |" in proc.stdout
     assert cases["store-log-100k-metrics"]["params"] == "N=10000"
+    assert cases["scale-list-1k"]["params"] == "N=1,000"
+    assert cases["scale-list-1k"]["runner"]["extra"]["api_ms"] > 0  # the store call, timed alone
 
 
 def _fake_case(calls: list[str], mlflow_fails: bool = False) -> Case:

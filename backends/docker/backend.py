@@ -217,7 +217,6 @@ def find_container(run_id: str, client: Any = None) -> str | None:
     return str(found[0]["Id"]) if found else None
 
 
-
 def reconcile_runs(run_ids: Sequence[str], grace: float = 5.0) -> dict[str, Verdict]:
     """What became of the containers of runs whose runner died; quiet if no daemon answers."""
     verdicts: dict[str, Verdict] = dict.fromkeys(run_ids, LOST)

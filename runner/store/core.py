@@ -181,7 +181,7 @@ class SqlRunStore:
     def metric_history(
         self, run_id: str, key: str, *, after_step: int | None = None, limit: int | None = None
     ) -> Iterator[MetricPoint]:
-        records.check_limit(limit)
+        records.check_limit(limit, "metric point")
         with self._read() as session:
             _status(session, run_id)  # RunNotFound now, not at the first next()
         start = _FIRST if after_step is None else (after_step, _LAST_ID)

@@ -14,7 +14,6 @@ Row = tuple[Any, ...]
 class Dialect(NamedTuple):
     """What differs between the databases the store speaks to (the SQL itself does not)."""
 
-    name: str
     placeholder: str  # what the driver wants in place of the statements' ``?``
     tiebreak: str  # orders runs that started in the same millisecond
     lock_row: str  # appended to the SELECT that checks a run before a write changes it
@@ -22,18 +21,19 @@ class Dialect(NamedTuple):
     begin_write: str | None
 
     def sql(self, statement: str) -> str:
-        return _translate(statement, self.placeholder).format(tiebreak=self.tiebreak)
+        return _translate(statement, self.placeholder, self.tiebreak)
 
 
 # A write transaction takes SQLite's write lock up front: a deferred one that later writes can
 # fail with SQLITE_BUSY at once, whatever busy_timeout says. Reads see one consistent snapshot.
-SQLITE = Dialect("sqlite", "?", "rowid", "", "BEGIN", "BEGIN IMMEDIATE")
+SQLITE = Dialect("?", "rowid", "", "BEGIN", "BEGIN IMMEDIATE")
 # FOR UPDATE serialises the writers of one run; psycopg opens transactions itself.
-POSTGRESQL = Dialect("postgresql", "%s", "run_id", " FOR UPDATE", None, None)
+POSTGRESQL = Dialect("%s", "run_id", " FOR UPDATE", None, None)
 
 
 @functools.cache
-def _translate(statement: str, placeholder: str) -> str:
+def _translate(statement: str, placeholder: str, tiebreak: str) -> str:
+    statement = statement.format(tiebreak=tiebreak)
     if placeholder == "?":
         return statement
     # The statements hold no '?' or '%' inside literals, so this rewrite is exact.
@@ -122,8 +122,6 @@ def transaction(conn: Connection, dialect: Dialect, *, write: bool) -> Iterator[
 
 class Database(Protocol):
     """Transactions on one database; both store implementations are one of these."""
-
-    dialect: Dialect
 
     def transaction(self, *, write: bool) -> AbstractContextManager[Session]: ...
 

@@ -200,9 +200,9 @@ def must_start(run_id: str, status: str) -> None:
         raise StoreError(f"cannot start run {run_id}: it has already ended as {status}")
 
 
-def check_limit(limit: int | None) -> None:
+def check_limit(limit: int | None, what: str = "run") -> None:
     if limit is not None and limit < 0:
-        raise StoreError(f"the run limit must be zero or more, not {limit}")
+        raise StoreError(f"the {what} limit must be zero or more, not {limit}")
 
 
 def not_found(run_id: str) -> RunNotFound:

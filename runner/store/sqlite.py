@@ -21,8 +21,6 @@ MIN_SQLITE = (3, 24, 0)
 class SqliteDatabase:
     """One SQLite file through a single connection, shared by the process's threads."""
 
-    dialect = SQLITE
-
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.RLock()

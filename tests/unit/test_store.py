@@ -411,6 +411,8 @@ def test_metric_history_by_step_then_logging_order(store: Store) -> None:
     assert list(store.metric_history(run_id, "loss", after_step=1, limit=2)) == history[1:3]
     assert list(store.metric_history(run_id, "loss", limit=0)) == []
     assert list(store.metric_history(run_id, "nope")) == []
+    with pytest.raises(StoreError, match="the metric point limit must be zero or more, not -1"):
+        store.metric_history(run_id, "loss", limit=-1)
     assert store.latest_metrics(run_id) == {"loss": (3, 30, None), "acc": (1, 10, 0.1)}
 
 

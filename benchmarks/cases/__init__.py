@@ -8,6 +8,7 @@ MODULES = (
     "store_metrics",
     "store_list",
     "store_scale",
+    "reconcile_live",
     "workflow",
     "concurrent_runs",
 )

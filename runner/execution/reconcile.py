@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from runner.backend import LOST, ExitInfo, RunRef, Verdict, available_backends, load_backend
 from runner.errors import RunnerError
-from runner.home import run_artifacts_dir
+from runner.home import artifacts_root, run_artifacts_dir
 from runner.procinfo import is_alive
 from runner.status import RunStatus
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 STALE_HEARTBEAT_MS = 60_000
 # Runs kept alive by a backend are asked about at most this often, in one batch per backend.
 BACKEND_POLL_SECONDS = 30.0
-BACKEND_BATCH = 1000
+BACKEND_BATCH = 10_000  # one question for a busy cluster's live jobs
 
 
 def reconcile(store: Store) -> list[str]:
@@ -47,15 +47,16 @@ def refresh(store: Store, backend: str) -> list[str]:
 def _poll_released(store: Store, backend: str, interval: float) -> list[str]:
     """One batched question to a backend about the runs it kept alive, at most once per
     ``interval`` (recorded in the store, so many short commands do not repeat it)."""
-    runs = _released(store, backend)
-    if not runs or not store.claim_interval(f"reconcile:{backend}", interval):
+    if not _released(store, backend, 1):  # the usual case: nothing released, nothing written
         return []
-    return _settle(store, runs, released=True)
+    if not store.claim_interval(f"reconcile:{backend}", interval):
+        return []
+    return _settle(store, _released(store, backend, BACKEND_BATCH), released=True)
 
 
-def _released(store: Store, backend: str) -> list[LiveRun]:
+def _released(store: Store, backend: str, limit: int) -> list[LiveRun]:
     # SCHEDULED runs without a runner were never started by one: nothing to ask a backend
-    owned = store.backend_owned_runs(backend, BACKEND_BATCH)
+    owned = store.backend_owned_runs(backend, limit)
     return [run for run in owned if run.status is RunStatus.RUNNING]
 
 
@@ -91,15 +92,16 @@ def _by_backend(runs: Iterable[LiveRun]) -> dict[str, list[LiveRun]]:
 def _ask(backend_name: str, runs: Sequence[LiveRun]) -> dict[str, Verdict] | None:
     """The backend's verdicts, or None when it cannot be asked from here (not installed in
     this environment, or its engine or cluster does not answer): nothing is decided then."""
+    root = artifacts_root()  # once: it is a mkdir and a resolve
     try:
-        return load_backend(backend_name).reconcile([ref_of(run) for run in runs])
+        return load_backend(backend_name).reconcile([ref_of(run, root) for run in runs])
     except RunnerError:
         return None
 
 
-def ref_of(run: LiveRun) -> RunRef:
+def ref_of(run: LiveRun, root: Path | None = None) -> RunRef:
     """What a backend is told about a recorded run: id, status, its config, its artifacts."""
-    artifacts = run_artifacts_dir(run.run_id)
+    artifacts = (root or artifacts_root()) / run.run_id
     return RunRef(run.run_id, run.status, _launch_config(artifacts / "plan.json"), artifacts)
 
 

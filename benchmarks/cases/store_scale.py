@@ -78,6 +78,7 @@ def _filled(kind: str, python: str, child: Path, n: int) -> tuple[Path, str]:
         env = c.runner_env(STORES / "home")
         made = c.child_json(python, child, ["fill", str(n), str(partial_db)], env, STORES)
         partial_db.replace(db)
+        Path(f"{partial_db}.lock").unlink(missing_ok=True)  # runner's migration lock
         meta.write_text(json.dumps({"middle": made["middle"], "fill_seconds": made["seconds"]}))
     return db, json.loads(meta.read_text())["middle"]
 

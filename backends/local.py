@@ -1,26 +1,32 @@
-"""The local backend: the entry point as a child process group on this machine."""
+"""The local backend: the entry point as a child process session on this machine."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Literal
 
-from runner.backend import BaseBackend, ExitInfo, LogChunk, Prepared
+from backends.local_processes import Recorded, RunCgroup, RunProcesses, end_recorded, enter_cgroup
+from runner.backend import LOST, BaseBackend, ExitInfo, LogChunk, Prepared, RunRef, Verdict
 from runner.errors import BackendError
+from runner.procinfo import boot_id, process_start_time
 from runner.status import RunStatus
 
 _CHUNK = 65536
+QUEUE_CHUNKS = 16  # output read but not yet taken: at most 1 MiB, the reader waits past that
+LEFTOVER_GRACE_SECONDS = 3.0  # for what the entry point left running when it exited
+STREAM_END_SECONDS = 2.0  # for pipes held open by a process that escaped the run
 _PR_SET_PDEATHSIG = 1
 
 
-def _pdeathsig_setter() -> Callable[[], None] | None:
-    """A pre-exec hook: if the runner is SIGKILLed, the kernel SIGTERMs the child.
+def _pre_exec(cgroup: RunCgroup | None) -> Callable[[], None] | None:
+    """A pre-exec hook: join the run's cgroup, and if the runner is SIGKILLed, the kernel
+    SIGTERMs the child (a later command kills the rest, see ``LocalBackend.reconcile``).
 
     libc is loaded here, in the parent, because importing in the forked child could deadlock.
     """
@@ -30,7 +36,14 @@ def _pdeathsig_setter() -> Callable[[], None] | None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: the reconciler still marks the run FAILED
         return None
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    procs_file = cgroup.procs_file if cgroup is not None else None
+
+    def hook() -> None:
+        if procs_file is not None:
+            enter_cgroup(procs_file)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
 
 
 def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -51,21 +64,25 @@ def _exit_info(returncode: int, cancelled: bool) -> ExitInfo:
 
 
 class LocalRunHandle:
-    """A running child process group; output is read by two threads into one queue."""
+    """A running child session. Two threads read its output into a small bounded queue; a
+    third waits for the leader, then ends whatever the run left: the run is over (``wait``
+    returns) only once none of its processes is left."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self._proc = proc
-        self._queue: queue.Queue[LogChunk | None] = queue.Queue()
-        self._cancelled = False
+    def __init__(self, proc: subprocess.Popen[bytes], processes: RunProcesses) -> None:
+        self._proc, self._processes = proc, processes
+        self._queue: queue.Queue[LogChunk | None] = queue.Queue(QUEUE_CHUNKS)
+        self._cancelled = self._abandoned = False
+        self._returncode = 0
+        self._ended = threading.Event()
         self._readers = [
-            self._start_reader(proc.stdout, "stdout"),
-            self._start_reader(proc.stderr, "stderr"),
+            self._start(self._pump, proc.stdout, "stdout"),
+            self._start(self._pump, proc.stderr, "stderr"),
         ]
+        self._start(self._reap)
 
-    def _start_reader(
-        self, pipe: IO[bytes] | None, stream: Literal["stdout", "stderr"]
-    ) -> threading.Thread:
-        thread = threading.Thread(target=self._pump, args=(pipe, stream), daemon=True)
+    @staticmethod
+    def _start(target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
         return thread
 
@@ -74,64 +91,76 @@ class LocalRunHandle:
             if pipe is not None:
                 read = getattr(pipe, "read1", pipe.read)
                 while data := read(_CHUNK):
-                    self._queue.put(LogChunk(stream, data))
+                    self._put(LogChunk(stream, data))
         finally:
-            self._queue.put(None)
+            self._put(None)
+
+    def _put(self, item: LogChunk | None) -> None:
+        """Wait for room (the entry point then waits on its pipe): memory stays bounded."""
+        while not self._abandoned:
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _reap(self) -> None:
+        self._returncode = self._proc.wait()
+        self._processes.end(LEFTOVER_GRACE_SECONDS)
+        self._ended.set()
 
     def logs(self) -> Iterator[LogChunk]:
         open_streams = len(self._readers)
         while open_streams:
-            chunk = self._queue.get()
+            try:
+                chunk = self._queue.get(timeout=STREAM_END_SECONDS)
+            except queue.Empty:
+                if self._ended.is_set():
+                    return  # all of the run is gone, yet a pipe is open: held by an escapee
+                continue
             if chunk is None:
                 open_streams -= 1
             else:
                 yield chunk
 
     def wait(self, timeout: float | None = None) -> ExitInfo:
-        try:
-            returncode = self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return ExitInfo(self.status())
-        for reader in self._readers:
-            reader.join(timeout=5)
-        return _exit_info(returncode, self._cancelled)
+        if not self._ended.wait(timeout):
+            return ExitInfo(RunStatus.RUNNING)
+        self._abandoned = True  # no more reading from here: a blocked reader must not wait
+        return _exit_info(self._returncode, self._cancelled)
 
     def status(self) -> RunStatus:
-        returncode = self._proc.poll()
-        if returncode is None:
+        if not self._ended.is_set():
             return RunStatus.RUNNING
-        return _exit_info(returncode, self._cancelled).status
+        return _exit_info(self._returncode, self._cancelled).status
 
     def cancel(self, grace: float = 10.0) -> None:
-        if self._proc.poll() is not None:
+        if self._ended.is_set():
             return
         self._cancelled = True
-        self._signal_group(signal.SIGTERM)
+        self._processes.signal(signal.SIGTERM)
         # escalate off-thread so a signal handler calling cancel() never blocks
-        threading.Thread(target=self._kill_after, args=(grace,), daemon=True).start()
+        self._start(self._kill_after, grace)
 
     def _kill_after(self, grace: float) -> None:
-        try:
-            self._proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
+        if not self._ended.wait(grace):
+            self._processes.kill()  # the whole run, whatever its leader does
 
 
 class LocalBackend(BaseBackend):
-    """Runs ``bash -c <command>`` in the project directory, in its own process group.
+    """Runs ``bash -c <command>`` in the project directory, in a session of its own.
 
-    Its runs live only as long as their runner process, so it keeps the default ``attach``
-    (refused) and ``reconcile`` (a run whose runner died is lost).
+    Its runs live only as long as their runner process. Nothing outlives them: at the end the
+    runner kills what is left of the session, the run's cgroup (if one could be made) and the
+    orphans it adopted; if the runner itself dies, ``reconcile`` kills them from the record
+    written at launch, before the run is marked lost.
     """
 
     name = "local"
 
     def launch(self, prepared: Prepared) -> LocalRunHandle:
         request = prepared.request
+        cgroup = RunCgroup.create(request.run_id)
         try:
             proc = subprocess.Popen(
                 ["bash", "-c", request.command],
@@ -140,9 +169,23 @@ class LocalBackend(BaseBackend):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,  # own process group: cancel reaches grandchildren
-                preexec_fn=_pdeathsig_setter(),
+                start_new_session=True,  # its own session: every descendant can be found
+                preexec_fn=_pre_exec(cgroup),
             )
         except OSError as exc:
+            if cgroup is not None:
+                cgroup.remove()
             raise BackendError(f"could not start the entry point: {exc}") from exc
-        return LocalRunHandle(proc)
+        start = process_start_time(proc.pid)
+        if request.artifacts_dir is not None:
+            where = str(cgroup.path) if cgroup else None
+            Recorded(socket.gethostname(), boot_id(), proc.pid, start, where).save(
+                request.artifacts_dir
+            )
+        return LocalRunHandle(proc, RunProcesses(proc.pid, start, cgroup))
+
+    def reconcile(self, refs: Sequence[RunRef]) -> dict[str, Verdict]:
+        """A run whose runner died is lost; what is left of its processes is killed first."""
+        for ref in refs:
+            end_recorded(ref.artifacts_dir)
+        return dict.fromkeys((ref.run_id for ref in refs), LOST)

@@ -1,5 +1,4 @@
-"""Every process a local run started — its session, its cgroup, the orphans the runner adopted —
-found and ended together, by the runner at the run's end or by a later command if it died."""
+"""A local run's processes (session, cgroup, adopted orphans), found and ended together."""
 
 from __future__ import annotations
 
@@ -174,7 +173,7 @@ class RunProcesses:
         return self._adopted & set(table)
 
     def _reap(self) -> None:
-        for pid in self._adopted:  # our children now: their exit statuses are ours to collect
+        for pid in list(self._adopted):  # our children now: theirs to reap is ours
             with suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
 

@@ -1,5 +1,4 @@
-"""Processes as /proc shows them: liveness that survives pid reuse (a pid plus its start time),
-the process table, and adopting orphans."""
+"""Processes in /proc: liveness that survives pid reuse, the process table, adopting orphans."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A full disk: telling it from other errors, and a reserve freed so the run's end is recorded."""
+"""A full disk: telling it apart, an output log that stops on it, a reserve for the last writes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import errno
 import os
 from contextlib import suppress
 from pathlib import Path
+from typing import BinaryIO
 
 from runner.home import tracking_uri
 
@@ -73,3 +74,37 @@ def _allocate(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+class OutputLog:
+    """A run's output.log, its complete output; on a full disk it stops being written (the
+    terminal still gets everything) and ``full`` says so."""
+
+    def __init__(self, path: Path) -> None:
+        self.full = False
+        self._file: BinaryIO | None = None
+        try:
+            self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            self._full_or_raise(exc)
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            self._full_or_raise(exc)
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with suppress(OSError):  # what a full disk could not take is already lost
+                file.close()
+
+    def _full_or_raise(self, exc: OSError) -> None:
+        if not is_disk_full(exc):
+            raise exc
+        self.full = True
+        self.close()

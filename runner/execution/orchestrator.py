@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transport
 from runner.console import TerminalRelay
 from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
-from runner.execution.diskspace import DiskReserve, is_disk_full
+from runner.execution.diskspace import DiskReserve, OutputLog, is_disk_full
 from runner.execution.ingest import (
     WARNING_TAG,
     JournalReader,
@@ -276,42 +276,8 @@ def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
         raise
 
 
-class _RunLog:
-    """output.log, the complete record of the output; on a full disk it stops being written
-    (the terminal still gets everything) and the run ends saying so."""
-
-    def __init__(self, path: Path) -> None:
-        self.full = False
-        self._file: BinaryIO | None = None
-        try:
-            self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
-        except OSError as exc:
-            self._full_or_raise(exc)
-
-    def write(self, data: bytes) -> None:
-        if self._file is None:
-            return
-        try:
-            self._file.write(data)
-            self._file.flush()
-        except OSError as exc:
-            self._full_or_raise(exc)
-
-    def close(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            with suppress(OSError):  # what a full disk could not take is already lost
-                file.close()
-
-    def _full_or_raise(self, exc: OSError) -> None:
-        if not is_disk_full(exc):
-            raise exc
-        self.full = True
-        self.close()
-
-
-def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> _RunLog:
-    log = _RunLog(log_path)
+def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> OutputLog:
+    log = OutputLog(log_path)
     try:
         for chunk in handle.logs():
             log.write(chunk.data)
@@ -321,7 +287,7 @@ def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> _RunLog:
     return log
 
 
-def _log_kept(info: ExitInfo, log: _RunLog) -> ExitInfo:
+def _log_kept(info: ExitInfo, log: OutputLog) -> ExitInfo:
     """A run whose output.log could not be written to the end failed, whatever its exit code."""
     if not log.full:
         return info

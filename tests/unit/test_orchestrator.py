@@ -487,3 +487,19 @@ def test_a_store_that_is_down_for_the_last_metrics_does_not_change_the_outcome(
         "warning: what the entry point logged last could not be recorded: "
         "tracking store runs.db: disk I/O error"
     ]
+
+
+def test_a_terminal_that_goes_away_does_not_end_the_run(
+    script: Script, store: RecordingStore, plan: Plan
+) -> None:
+    script.chunks = [LogChunk("stdout", b"epoch 1\n"), LogChunk("stdout", b"epoch 2\n")]
+
+    def closed_pipe(chunk: LogChunk) -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # `runner run | head -1` once head is done
+
+    outcome = Outcome(submit(plan, store))  # type: ignore[arg-type]
+    info = execute(outcome.run_id, plan, store, closed_pipe, outcome.progress.append)  # type: ignore[arg-type]
+    assert info == FINISHED
+    _ended_once(store, outcome.run_id, RunStatus.FINISHED, None)
+    log = run_artifacts_dir(outcome.run_id) / LOG_FILE
+    assert log.read_bytes() == b"epoch 1\nepoch 2\n"

@@ -1,8 +1,7 @@
-"""Fill a SQLite store of either tool with copies of one run it wrote itself (stdlib only).
+"""Fill a SQLite store of either tool with copies of one run it wrote itself (stdlib only)."""
 
-Creating a million runs through runner's or MLflow's API would take hours; copying the rows the
-tool wrote for one template run gives every copy the tool's own shape (params, tags, metrics).
-"""
+# Creating a million runs through runner's or MLflow's API would take hours; copying the rows the
+# tool wrote for one template run gives every copy the tool's own shape (params, tags, metrics).
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -102,31 +103,47 @@ def _mlflow_python() -> str:
     return str(mlflow_env.venv_bin("python"))
 
 
-def _api_ms(python: str, child: Path, mode: str, command: Command, db: Path, ctx: Context) -> float:
-    """The store call of ``mode`` alone, in a fresh process that opened the store untimed."""
+def _api_ms(mode: str, command: Command, ctx: Context) -> float:
+    """Runner's store call alone, in a fresh process that opened the store untimed."""
     arg = ctx.state["middle"] if mode == "get" else command.status
+    args = [mode, "0", str(ctx.state["db"]), arg]
     env = c.runner_env(ctx.scratch / "child-home")
-    found = c.child_json(python, child, [mode, "0", str(db), arg], env, ctx.scratch)
+    found = c.child_json(sys.executable, RUNNER_CHILD, args, env, ctx.scratch)
     return float(found["seconds"]) * 1000
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[Measurement, str]:
+    """Wall time of one process and its output, with its CPU time (``cpu_ms``, children included:
+    on this shared machine it shows a growth that wall time hides in noise) and peak RSS."""
+    log = cwd / "out.log"
+    t0 = time.perf_counter()
+    proc = c.start(argv, env, log, cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds, output = time.perf_counter() - t0, log.read_text()
+    if code := os.waitstatus_to_exitcode(status):
+        raise c.BenchError(f"{Path(argv[0]).name} exited {code}: {output[-300:]}")
+    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000
+    return Measurement(seconds, {"cpu_ms": cpu_ms, "peak_rss_mb": usage.ru_maxrss / 1024}), output
 
 
 def run_runner(command: Command, ctx: Context) -> Measurement:
     argv = [*c.runner_cmd(), *command.argv(ctx.state["middle"])]
-    timed = c.timed(argv, ctx.state["env"], ctx.scratch)
+    timed, _ = _timed(argv, ctx.state["env"], ctx.scratch)
     extra = dict(timed.extra)
     if command.api:
-        db = ctx.state["db"]
-        extra["api_ms"] = _api_ms(sys.executable, RUNNER_CHILD, command.api, command, db, ctx)
+        extra["api_ms"] = _api_ms(command.api, command, ctx)
     return Measurement(timed.seconds, extra)
 
 
 def run_mlflow(command: Command, ctx: Context) -> Measurement:
-    """A fresh MLflow process doing the same: wall time, and the call alone as ``api_ms``."""
+    """A fresh MLflow process doing the same: wall and CPU time, and the call alone (``api_ms``)."""
     assert command.mlflow is not None
-    t0 = time.perf_counter()
-    db = ctx.state["mlflow_db"]
-    api = _api_ms(_mlflow_python(), MLFLOW_CHILD, command.mlflow, command, db, ctx)
-    return Measurement(time.perf_counter() - t0, {"api_ms": api})
+    arg = ctx.state["middle"] if command.mlflow == "get" else command.status
+    args = [command.mlflow, "0", str(ctx.state["mlflow_db"]), arg]
+    argv = [_mlflow_python(), "-P", str(MLFLOW_CHILD), *args]
+    timed, output = _timed(argv, c.runner_env(ctx.scratch / "child-home"), ctx.scratch)
+    api_ms = json.loads(output.strip().splitlines()[-1])["seconds"] * 1000
+    return Measurement(timed.seconds, {"cpu_ms": timed.extra["cpu_ms"], "api_ms": api_ms})
 
 
 def available() -> str | None:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import runner
 from runner.errors import SpecError
 from runner.project import speccache
+from runner.project.files import REGULAR, contained, file_kind, read_capped
 from runner.project.params import fits_type, template_problems
 from runner.project.records import (
     DockerBuild,
@@ -21,7 +22,7 @@ from runner.project.records import (
     Parameter,
     ProjectSpec,
 )
-from runner.project.yamldoc import KeyPath, YamlDoc, read_capped
+from runner.project.yamldoc import KeyPath, YamlDoc
 
 # --- loading -------------------------------------------------------------------------------------
 
@@ -67,7 +68,7 @@ def load_spec(project_dir: Path) -> ProjectSpec:
     spec_file = find_spec_file(root)
     if spec_file is None:
         return ProjectSpec(root=root, name=None, env=_implicit_env(root))
-    data = read_capped(spec_file)
+    data = read_capped(spec_file, shown=spec_file.name)
     key = speccache.digest(_schema_path().read_bytes(), data)
     doc = speccache.lookup(key, spec_file.name) or _parse_and_validate(data, spec_file.name, key)
     return _SpecBuilder(root, spec_file, doc).build()
@@ -87,15 +88,25 @@ def _parse_and_validate(data: bytes, name: str, key: str) -> YamlDoc:
 
 
 def find_spec_file(root: Path) -> Path | None:
-    """The MLproject file in ``root``, matched case-insensitively (first in sorted order)."""
+    """The MLproject file in ``root``, matched case-insensitively (files first, then sorted).
+
+    It must stay inside the project through links; one that is not a file (a FIFO, a device)
+    is refused when read, saying what it is.
+    """
     names = sorted(os.listdir(root))
-    exact = [n for n in names if n.lower() == "mlproject" and (root / n).is_file()]
-    if not exact:
+    name = _spec_name(root, names)
+    if name is None:
         _refuse_yaml_suffix(names)
         return None
-    if _inside(root, exact[0]) is None:
-        raise SpecError(f"{exact[0]} is a link to a file outside the project")
-    return root / exact[0]
+    contained(root, name)
+    return root / name
+
+
+def _spec_name(root: Path, names: list[str]) -> str | None:
+    candidates = [n for n in names if n.lower() == "mlproject"]
+    # A directory "mlproject" may well be a Python package: only the exact name is one.
+    usable = [n for n in candidates if n == "MLproject" or not (root / n).is_dir()]
+    return next((n for n in usable if (root / n).is_file()), usable[0] if usable else None)
 
 
 def _refuse_yaml_suffix(names: list[str]) -> None:
@@ -128,30 +139,16 @@ def get_entry_point(spec: ProjectSpec, name: str) -> EntryPoint:
 
 
 def _check_script(root: Path, name: str) -> None:
-    script = _inside(root, name)
-    if script is None:
-        raise SpecError(
-            f"entry point '{name}' is outside the project",
-            hint="script entry points must be files inside the project directory",
-        )
+    script = contained(root, name, f"entry point '{name}'")
     if not script.is_file():
         raise SpecError(f"entry point script '{name}' was not found in the project {root}")
 
 
-def _inside(base: Path, relative: str) -> Path | None:
-    """``base / relative`` with links resolved, or None if that leaves ``base``."""
-    try:
-        path = (base / relative).resolve()
-    except (OSError, ValueError):
-        return None
-    return path if path.is_relative_to(base) else None
-
-
 def _implicit_env(root: Path) -> EnvSpec:
     for kind, file_name in _IMPLICIT_ENV_FILES:
-        path = _inside(root, file_name)
-        if path is not None and path.is_file():
-            return EnvSpec(kind=kind, file=path)
+        # lexists: a link out of the project is refused, not silently skipped
+        if os.path.lexists(root / file_name):
+            return EnvSpec(kind=kind, file=contained(root, file_name))
     return EnvSpec(kind="system")
 
 
@@ -270,16 +267,24 @@ class _SpecBuilder:
         return _implicit_env(self.root)
 
     def _env_file(self, key: str, relative: str) -> Path | None:
-        path = _inside(self.root, relative)
-        if path is None:
-            self.problem((key,), f"{key} file '{relative}' is outside the project")
-        elif not path.is_file():
+        path = self._contained((key,), relative, f"{key} file '{relative}'")
+        kind = None if path is None else file_kind(path)
+        if path is not None and kind is None:
             shown = os.path.normpath(self.root / relative)
             self.problem(
                 (key,),
                 f"Project specified {_ENV_FILE_WORDS[key]} {shown}, but no such file was found.",
             )
+        elif kind not in (None, REGULAR):
+            self.problem((key,), f"{key} file '{relative}' is {kind}, not a file: refused")
         return path
+
+    def _contained(self, path: KeyPath, relative: str, shown: str) -> Path | None:
+        try:
+            return contained(self.root, relative, shown)
+        except SpecError as exc:
+            self.problem(path, exc.message)
+            return None
 
     def _docker(self, body: dict[str, Any]) -> DockerEnv:
         base = ("docker_env",)
@@ -296,10 +301,9 @@ class _SpecBuilder:
         path = ("docker_env", "build")
         context = body.get("context", ".")
         dockerfile = body.get("dockerfile", "Dockerfile")
-        if _inside(self.root, context) is None:
-            self.problem((*path, "context"), f"build context '{context}' is outside the project")
-        elif _inside(self.root, os.path.join(context, dockerfile)) is None:
-            self.problem((*path, "dockerfile"), f"dockerfile '{dockerfile}' is outside the project")
+        if self._contained((*path, "context"), context, f"build context '{context}'"):
+            where = os.path.join(context, dockerfile)
+            self._contained((*path, "dockerfile"), where, f"dockerfile '{dockerfile}'")
         args = tuple((k, self._text((*path, "args", k))) for k in body.get("args") or {})
         return DockerBuild(context, dockerfile, args)
 

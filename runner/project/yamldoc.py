@@ -1,17 +1,12 @@
-"""Parsed-YAML records and capped reading; no YAML parser is imported here (keeps start-up fast)."""
+"""Parsed-YAML records; no YAML parser is imported here (keeps start-up fast)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from runner.errors import SpecError
-
 KeyPath = tuple[str | int, ...]
-
-MAX_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -49,25 +44,3 @@ class YamlDoc:
 
     def text(self, path: KeyPath) -> str | None:
         return self.texts.get(path)
-
-
-def read_capped(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
-    """The file's bytes, refusing files over ``max_bytes`` before anything is parsed."""
-    try:
-        size = path.stat().st_size
-        _check_size(path.name, size, max_bytes)
-        with path.open("rb") as handle:
-            # Read one byte past the cap: special files (e.g. /dev/zero) report size 0.
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    _check_size(path.name, len(data), max_bytes)
-    return data
-
-
-def _check_size(name: str, size: int, max_bytes: int) -> None:
-    if size > max_bytes:
-        raise SpecError(
-            f"{name} exceeds size limit ({size} bytes > {max_bytes} bytes)",
-            hint="project spec files are small; this one is too large to be read safely",
-        )

@@ -11,7 +11,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import SpecError
-from runner.project.yamldoc import MAX_BYTES, KeyPath, Mark, YamlDoc, read_capped
+from runner.project.files import MAX_BYTES, read_capped
+from runner.project.yamldoc import KeyPath, Mark, YamlDoc
 
 __all__ = [
     "MAX_BYTES",

@@ -76,7 +76,28 @@ def test_a_runaway_committed_lock_is_refused(
     (tmp_path / LOCK_NAME).write_text("six==1.16.0\n")
     with pytest.raises(SpecError) as err:
         read_committed_lock(tmp_path)
-    assert err.value.message == "runner.lock exceeds size limit (10 bytes)"
+    assert err.value.message == "runner.lock exceeds size limit (12 bytes > 10 bytes)"
+
+
+def test_a_committed_lock_linked_out_of_the_project_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.txt").write_text("six==1.16.0\n")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / LOCK_NAME).symlink_to("../elsewhere.txt")
+    with pytest.raises(SpecError) as err:
+        read_committed_lock(project)
+    assert err.value.message == (
+        f"runner.lock is a link to {(tmp_path / 'elsewhere.txt').resolve()}, outside the "
+        "project: refused"
+    )
+
+
+def test_a_committed_lock_linked_inside_the_project_is_read(tmp_path: Path) -> None:
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "v1.lock").write_text("six==1.16.0\n")
+    (tmp_path / LOCK_NAME).symlink_to("locks/v1.lock")
+    lock = read_committed_lock(tmp_path)
+    assert lock is not None and lock.text == "six==1.16.0\n"
 
 
 def test_committed_lock_must_be_utf8(tmp_path: Path) -> None:

@@ -214,7 +214,29 @@ def test_mlproject_link_outside_the_project_is_refused(tmp_path: Path) -> None:
     (root / "MLproject").symlink_to(outside)
     with pytest.raises(SpecError) as info:
         load_spec(root)
-    assert info.value.message == "MLproject is a link to a file outside the project"
+    assert info.value.message == (
+        f"MLproject is a link to {outside.resolve()}, outside the project: refused"
+    )
+
+
+def test_mlproject_link_inside_the_project_is_read(tmp_path: Path) -> None:
+    project(tmp_path, "name: linked\n", name="real.yaml")
+    (tmp_path / "MLproject").symlink_to("real.yaml")
+    assert load_spec(tmp_path).name == "linked"
+
+
+def test_an_mlproject_directory_is_refused_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "MLproject").mkdir()
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path)
+    assert info.value.message == "MLproject is a directory, not a file: refused"
+
+
+def test_a_directory_named_like_mlproject_is_a_package_not_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "mlproject").mkdir()
+    assert load_spec(tmp_path).spec_file is None
+    project(tmp_path, "name: real\n", name="MLPROJECT")
+    assert load_spec(tmp_path).name == "real"
 
 
 def test_missing_project_directory(tmp_path: Path) -> None:
@@ -271,7 +293,39 @@ def test_env_file_outside_the_project(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(project(root, "python_env: ../env.yaml\n"))
     assert info.value.message == (
-        "MLproject:1:1 python_env: python_env file '../env.yaml' is outside the project"
+        "MLproject:1:1 python_env: python_env file '../env.yaml' is outside the project: refused"
+    )
+
+
+def test_env_file_through_a_dir_linked_out_of_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (tmp_path / "env.yaml").write_text("x: 1\n")
+    (root / "envs").symlink_to(tmp_path)
+    assert error_of(root, "python_env: envs/env.yaml\n") == (
+        "MLproject:1:1 python_env: python_env file 'envs/env.yaml' is a link to "
+        f"{(tmp_path / 'env.yaml').resolve()}, outside the project: refused"
+    )
+
+
+def test_an_env_file_that_is_a_fifo_is_refused_at_load(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "env.yaml")
+    assert error_of(tmp_path, "python_env: env.yaml\n") == (
+        "MLproject:1:1 python_env: python_env file 'env.yaml' is a named pipe (FIFO), not a "
+        "file: refused"
+    )
+
+
+def test_an_implicit_env_file_linked_out_is_refused_not_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (tmp_path / "conda.yaml").write_text("name: x\n")
+    (root / "conda.yaml").symlink_to(tmp_path / "conda.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec(root)
+    assert info.value.message == (
+        f"conda.yaml is a link to {(tmp_path / 'conda.yaml').resolve()}, outside the project: "
+        "refused"
     )
 
 
@@ -352,11 +406,13 @@ def test_docker_environment_shape(tmp_path: Path, value: str, where: str) -> Non
 def test_docker_build_context_must_stay_inside(tmp_path: Path) -> None:
     text = "docker_env:\n  image: x\n  build: {context: .., dockerfile: D}\n"
     assert error_of(tmp_path, text) == (
-        "MLproject:3:11 docker_env.build.context: build context '..' is outside the project"
+        "MLproject:3:11 docker_env.build.context: build context '..' is outside the project: "
+        "refused"
     )
     text = "docker_env:\n  image: x\n  build: {dockerfile: ../../D}\n"
     assert error_of(tmp_path, text) == (
-        "MLproject:3:11 docker_env.build.dockerfile: dockerfile '../../D' is outside the project"
+        "MLproject:3:11 docker_env.build.dockerfile: dockerfile '../../D' is outside the "
+        "project: refused"
     )
 
 
@@ -589,9 +645,11 @@ def test_script_outside_the_project(tmp_path: Path) -> None:
     root.mkdir(parents=True)
     (tmp_path / "x.py").write_text("")
     spec = load_spec(root)
-    assert entry_error(spec, "../../x.py") == "entry point '../../x.py' is outside the project"
+    assert entry_error(spec, "../../x.py") == (
+        "entry point '../../x.py' is outside the project: refused"
+    )
     assert entry_error(spec, str(tmp_path / "x.py")) == (
-        f"entry point '{tmp_path / 'x.py'}' is outside the project"
+        f"entry point '{tmp_path / 'x.py'}' is outside the project: refused"
     )
 
 
@@ -600,7 +658,10 @@ def test_script_link_leaving_the_project(tmp_path: Path) -> None:
     root.mkdir()
     (tmp_path / "evil.sh").write_text("")
     (root / "run.sh").symlink_to(tmp_path / "evil.sh")
-    assert entry_error(load_spec(root), "run.sh") == "entry point 'run.sh' is outside the project"
+    assert entry_error(load_spec(root), "run.sh") == (
+        f"entry point 'run.sh' is a link to {(tmp_path / 'evil.sh').resolve()}, outside the "
+        "project: refused"
+    )
 
 
 def test_missing_script(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -202,12 +203,26 @@ def test_size_limit_is_configurable(tmp_path: Path) -> None:
     assert info.value.message == "MLproject exceeds size limit (50 bytes > 20 bytes)"
 
 
-def test_endless_special_file_is_capped(tmp_path: Path) -> None:
+def test_an_endless_device_is_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "MLproject"
     path.symlink_to("/dev/zero")
     with pytest.raises(SpecError) as info:
         load_yaml(path)
-    assert info.value.message == "MLproject exceeds size limit (1000001 bytes > 1000000 bytes)"
+    assert info.value.message == "MLproject is a character device, not a file: refused"
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "MLproject"
+    os.mkfifo(path)
+    with pytest.raises(SpecError) as info:
+        load_yaml(path)  # a blocking open would hang here: no process ever writes to it
+    assert info.value.message == "MLproject is a named pipe (FIFO), not a file: refused"
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_yaml(tmp_path)
+    assert info.value.message == f"{tmp_path.name} is a directory, not a file: refused"
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

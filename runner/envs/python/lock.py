@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.atomic import write_atomically
 from runner.errors import SpecError
+from runner.project.files import read_project_file
 
 # The committed lock lives next to MLproject; `runner lock DIR` writes it.
 LOCK_NAME = "runner.lock"
@@ -72,26 +74,17 @@ def lock_path(root: Path) -> Path:
 
 
 def read_committed_lock(root: Path) -> Lock | None:
-    """The project's committed lock, if it has one; its leading comment block is metadata."""
-    path = lock_path(root)
-    if not path.is_file():
+    """The project's committed lock, if it has one; its leading comment block is metadata.
+
+    A lock that leads out of the project, or is not a file, is refused (never read).
+    """
+    if not os.path.lexists(lock_path(root)):
         return None
     try:
-        text = _read_capped(path).decode("utf-8")
+        text = read_project_file(root, LOCK_NAME, max_bytes=MAX_LOCK_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{LOCK_NAME}: invalid UTF-8 at byte offset {exc.start}") from exc
     return parse_lock(text, source="committed")
-
-
-def _read_capped(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_LOCK_BYTES + 1)  # one byte past the cap tells it is over
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_LOCK_BYTES:
-        raise SpecError(f"{LOCK_NAME} exceeds size limit ({MAX_LOCK_BYTES} bytes)")
-    return data
 
 
 def parse_lock(text: str, *, source: str) -> Lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from runner.envs.digest import canonical_digest
 from runner.envs.system import current_python
 from runner.errors import SpecError
 from runner.project import speccache
+from runner.project.files import contained, file_kind, read_capped, read_project_file
 from runner.project.records import ProjectSpec
-from runner.project.yamldoc import YamlDoc, read_capped
+from runner.project.yamldoc import YamlDoc
 
 PYTHON_ENV_KEYS = ("python", "build_dependencies", "dependencies")
 MAX_INCLUDE_DEPTH = 20
@@ -83,7 +85,8 @@ def default_spec() -> PythonSpec:
 
 def read_python_env(path: Path, root: Path) -> PythonSpec:
     """MLflow's python_env.yaml; ``-r``/``-c`` entries are read relative to the project."""
-    doc = _load_yaml(path)
+    root = root.resolve()
+    doc = _load_yaml(path, root)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise SpecError(f"{path.name}: must be a mapping with keys {list(PYTHON_ENV_KEYS)}")
@@ -106,12 +109,13 @@ def _make_spec(
     return PythonSpec(python, build_deps, dependencies, constraints, options, **extra)
 
 
-def _load_yaml(path: Path) -> YamlDoc:
+def _load_yaml(path: Path, root: Path) -> YamlDoc:
     """The parsed env file, cached by content: a warm run imports no YAML parser (~10 ms).
 
     Only the parse is cached; the checks below run on every read.
     """
-    data = read_capped(path)
+    relative = path.relative_to(root) if path.is_relative_to(root) else path
+    data = read_project_file(root, relative, shown=path.name)
     key = speccache.digest(b"env-file", data)
     doc = speccache.lookup(key, path.name)
     if doc is None:
@@ -151,7 +155,8 @@ def _str_list(data: dict[str, Any], key: str, name: str) -> list[str]:
 
 def read_conda_env(path: Path, root: Path) -> PythonSpec:
     """A conda YAML read for uv, as MLflow does: python pin + pip section; the rest dropped."""
-    doc = _load_yaml(path)
+    root = root.resolve()
+    doc = _load_yaml(path, root)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict) or not isinstance(data.get("dependencies") or [], list):
         raise SpecError(f"{path.name}: must be a mapping whose 'dependencies' is a list")
@@ -231,7 +236,7 @@ class _Expander:
     """Inlines ``-r`` files and collects ``-c`` files, refusing paths outside the project."""
 
     def __init__(self, root: Path, origin: str) -> None:
-        self.root = root.resolve()
+        self.root = root  # resolved
         self.origin = origin
         self.constraints: list[str] = []
         self.options: list[str] = []
@@ -261,16 +266,12 @@ class _Expander:
     def _include_path(self, name: str, base: Path, chain: Sequence[Path]) -> Path:
         where = chain[-1].name if chain else self.origin
         _check_include(name, where, len(chain))
-        path = (base / name).resolve()
-        if not path.is_relative_to(self.root):
-            raise SpecError(
-                f"{where}: requirements file {name} is outside the project",
-                hint="requirements files must live inside the project directory",
-            )
+        relative = os.path.join(base.relative_to(self.root), name)
+        path = contained(self.root, relative, f"{where}: requirements file {name}")
         if path in chain:
             cycle = " -> ".join(p.name for p in (*chain, path))
             raise SpecError(f"{where}: requirements files include each other: {cycle}")
-        if not path.is_file():
+        if file_kind(path) is None:  # anything else but a file is refused when read
             raise SpecError(f"{where}: requirements file not found: {name}")
         return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import click
 
@@ -85,14 +86,26 @@ def main(argv: list[str] | None = None) -> int:
 def _unexpected(exc: Exception, debug: bool) -> int:
     import traceback
 
-    from runner.home import runner_home
-
-    log = runner_home() / "logs" / "runner.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as f:
-        f.write(f"runner {__version__}, python {sys.version.split()[0]}\n")
-        f.write(traceback.format_exc() + "\n")
+    log = _log_traceback()
     if debug:
         traceback.print_exc()
-    click.echo(f"error: unexpected error: {exc!r}\nhint: the traceback is in {log}", err=True)
+    where = f"the traceback is in {log}" if log else "run again with --debug to see the traceback"
+    click.echo(f"error: unexpected error: {exc!r}\nhint: {where}", err=True)
     return 1
+
+
+def _log_traceback() -> Path | None:
+    """Append the traceback to RUNNER_HOME/logs/runner.log; None when that cannot be written."""
+    import traceback
+
+    from runner.home import runner_home
+
+    try:  # a broken home must not turn one unexpected error into a second traceback
+        log = runner_home() / "logs" / "runner.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(f"runner {__version__}, python {sys.version.split()[0]}\n")
+            f.write(traceback.format_exc() + "\n")
+    except (OSError, RunnerError):
+        return None
+    return log

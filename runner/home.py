@@ -5,12 +5,44 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from runner.errors import RunnerError
+
 
 def runner_home() -> Path:
-    """The state directory: ``$RUNNER_HOME`` or ``~/.runner``; created on first use."""
+    """The state directory: ``$RUNNER_HOME`` or ``~/.runner``; created on first use.
+
+    A home runner cannot create or write (a file, a read-only file system) is a RunnerError.
+    """
     home = Path(os.environ.get("RUNNER_HOME") or Path.home() / ".runner").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable(home, _creation_problem(home, exc)) from exc
+    if not os.access(home, os.W_OK | os.X_OK):  # one syscall; the store and caches write here
+        raise _unusable(home, _write_problem(home))
     return home.resolve()
+
+
+def _creation_problem(home: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):  # mkdir(exist_ok=True) tolerates only a directory
+        return "is a file, not a directory" if home.is_file() else "is not a directory"
+    return f"cannot be created: {exc.strerror or exc}"
+
+
+def _write_problem(home: Path) -> str:
+    try:
+        read_only = bool(os.statvfs(home).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "is on a read-only file system" if read_only else "is not writable"
+
+
+def _unusable(home: Path, problem: str) -> RunnerError:
+    return RunnerError(
+        f"RUNNER_HOME {home} {problem}",
+        hint="runner keeps its store, environments and logs there: point RUNNER_HOME at a "
+        "writable directory (the default is ~/.runner)",
+    )
 
 
 def tracking_uri() -> str:

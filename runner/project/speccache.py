@@ -16,6 +16,7 @@ from typing import Any
 
 from runner import __version__
 from runner.atomic import write_atomically
+from runner.errors import RunnerError
 from runner.project.yamldoc import Mark, YamlDoc
 
 CACHE_VERSION = b"mlproject-doc-v1"
@@ -31,7 +32,7 @@ def _entry(key: str) -> Path | None:
         from runner.home import runner_home
 
         return runner_home() / "cache" / "spec" / f"{key}.json"
-    except OSError:
+    except (OSError, RunnerError):  # an unusable home is said where it matters, not here
         return None
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import BackendError, RunnerError
+from runner.errors import BackendError, RunnerError, UsageError
 
 if TYPE_CHECKING:
     from runner.project.records import ProjectSpec
 
 DEFAULT_EXPERIMENT = "Default"
+# Lone surrogates: what Python makes of bytes that are not UTF-8 (PEP 383), and any other.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,43 @@ def make_plan(request: RunRequest) -> Plan:
     """Fetch, parse and validate everything; cleans up the fetched source if a check fails."""
     from runner.source.fetch import fetch_project, remove_fetched
 
+    _check_text(request)
     fetched = fetch_project(request.uri, request.version, submodules=request.submodules)
     try:
         return _plan_fetched(request, fetched)
     except BaseException:
         remove_fetched(fetched)
         raise
+
+
+def _check_text(request: RunRequest) -> None:
+    """Everything recorded must be text: bytes that are not UTF-8 come from the command line
+    as surrogate escapes, which no store, log or terminal can take."""
+    for label, text in _recorded_texts(request):
+        if not text.isascii() and _SURROGATE.search(text):
+            raise UsageError(
+                f"{label} is not valid UTF-8: '{_shown(text)}'",
+                hint="runner records it as text; check the terminal's locale (LANG, LC_ALL)",
+            )
+
+
+def _recorded_texts(request: RunRequest) -> list[tuple[str, str]]:
+    texts = [
+        ("the project URI", request.uri),
+        ("the entry point (-e)", request.entry_point),
+        ("--experiment-name", request.experiment),
+        ("--run-name", request.run_name or ""),
+    ]
+    for key, value in request.parameters.items():
+        texts += [("a -P parameter name", key), (f"the value of -P {_shown(key)}", value)]
+    return texts
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """``text`` with each undecodable byte written ``\\xNN``, as the user typed it; shortened."""
+    escaped = _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+    shown = escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:

@@ -14,6 +14,7 @@ from typing import Any
 
 from backends.docker.build import LABEL_MANAGED, PROJECT_DIR
 from runner.errors import BackendError
+from runner.project.files import read_project_file
 
 LABEL_LAYER = "runner.layer"
 ENV_DIR = "/opt/runner-env"
@@ -36,10 +37,10 @@ RUN python3 -m venv --system-site-packages --without-pip {ENV_DIR} \\
 
 def read_dockerignore(root: Path) -> list[str]:
     """The patterns of ``root/.dockerignore`` (blank lines and ``#`` comments dropped)."""
-    path = root / ".dockerignore"
-    if not path.is_file():
+    if not os.path.lexists(root / ".dockerignore"):
         return []
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    text = read_project_file(root, ".dockerignore").decode("utf-8", errors="replace")
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -73,7 +73,7 @@ def test_a_lock_linked_out_of_the_project_is_never_read(
     project = uv_project(tmp_path / "proj")
     (project / "runner.lock").symlink_to(secret)
     message = f"runner.lock is a link to {secret}, outside the project: refused"
-    refused_by_the_run(project, message, runner_home)
+    refused_before_the_run(project, message, runner_home, HINT)  # the uv manager's preflight
 
 
 @pytest.mark.parametrize("name", ["MLproject", PY_ENV, "conda.yaml"])

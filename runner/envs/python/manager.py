@@ -22,6 +22,15 @@ class UvManager(BaseEnvManager):
     kinds = ("system", "python_env", "conda_env")
     default_for = ("python_env",)
 
+    def preflight(self, spec: ProjectSpec) -> None:
+        """A committed runner.lock that leads out of the project is refused before a run exists
+        (a stat or two: the lock itself is read at the environment stage)."""
+        from runner.envs.python.lock import LOCK_NAME
+        from runner.project.files import contained
+
+        if os.path.lexists(spec.root / LOCK_NAME):
+            contained(spec.root, LOCK_NAME)
+
     def lock(self, spec: ProjectSpec, *, progress: Progress, refresh: bool) -> EnvLock:
         """The committed ``runner.lock`` or a resolution, remembered by spec and lock file."""
         # Imported here: the registry loads every manager on every run, local ones too.

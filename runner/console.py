@@ -60,13 +60,18 @@ class TerminalRelay:
         with self._ready:
             if self._gone:
                 return
-            if self._size and self._size + len(chunk.data) > self._limit:
+            if self._must_skip(len(chunk.data)):
                 self._skipped += len(chunk.data)
                 return
             self._note_skipped()
             self._chunks.append(chunk)
             self._size += len(chunk.data)
             self._ready.notify()
+
+    def _must_skip(self, size: int) -> bool:
+        if self._skipped:  # one gap, one note: skip until the terminal has caught up
+            return self._size > self._limit // 4
+        return self._size > 0 and self._size + size > self._limit
 
     def close(self) -> None:
         """Wait until what is buffered has been shown (a ^C meanwhile cuts it short)."""

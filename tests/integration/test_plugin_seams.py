@@ -8,11 +8,13 @@ cluster's do, so these tests also show the attach/reconcile members at work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ TOY_MANAGER = "tests.plugins.toy_manager:ToyManager"
 
 
 @pytest.fixture
-def toys(tmp_path: Path) -> dict[str, str]:
+def toys(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment that makes both toys visible to runner (and to its supervisor)."""
     site, state = tmp_path / "site", tmp_path / "toy-state"
     state.mkdir()
@@ -34,7 +36,10 @@ def toys(tmp_path: Path) -> dict[str, str]:
         "toy-plugins",
         {"runner.env_managers": {"toy": TOY_MANAGER}, "runner.backends": {"toy": TOY_BACKEND}},
     )
-    return {"PYTHONPATH": pythonpath(site, REPO), "TOY_BACKEND_STATE": str(state)}
+    yield {"PYTHONPATH": pythonpath(site, REPO), "TOY_BACKEND_STATE": str(state)}
+    for pid_file in state.glob("*/pid"):  # jobs outlive runners by design: end them here
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def _project(root: Path) -> Path:

@@ -104,6 +104,9 @@ class Pending:
     params: list[tuple[str, str]] = field(default_factory=list)
     tags: list[tuple[str, str]] = field(default_factory=list)
 
+    def count(self) -> int:
+        return len(self.metrics) + len(self.params) + len(self.tags)
+
 
 def _parse(line: bytes) -> dict[str, Any]:
     try:
@@ -128,11 +131,12 @@ def ingest(store: Store, run_id: str, reader: JournalReader) -> int:
     """
     for record in reader.read_new():
         _add(record, reader)
-    pending = reader.pending
+    pending, skipped, before = reader.pending, reader.skipped, reader.pending.count()
     refuse = functools.partial(_refused, store, run_id, reader)
-    applied = _flush(lambda part: store.log_metrics(run_id, part), pending.metrics, refuse)
-    applied += _flush(lambda part: store.log_params(run_id, dict(part)), pending.params, refuse)
-    applied += _flush(lambda part: store.set_tags(run_id, dict(part)), pending.tags, refuse)
+    _flush(lambda part: store.log_metrics(run_id, part), pending.metrics, refuse)
+    _flush(lambda part: store.log_params(run_id, dict(part)), pending.params, refuse)
+    _flush(lambda part: store.set_tags(run_id, dict(part)), pending.tags, refuse)
+    applied = before - pending.count() - (reader.skipped - skipped)
     if reader.store_down is not None:
         error, reader.store_down = reader.store_down, None
         raise error  # the skips are reported on a later call, once the store is back
@@ -142,12 +146,9 @@ def ingest(store: Store, run_id: str, reader: JournalReader) -> int:
 
 def _flush(
     write: Callable[[list[T]], None], items: list[T], refuse: Callable[[Exception], bool]
-) -> int:
-    """Write the pending ``items``, keeping those the store did not take; how many it took."""
-    left = _write_all(write, list(items), refuse)
-    taken = len(items) - len(left)
-    items[:] = left
-    return taken
+) -> None:
+    """Write the pending ``items``, keeping those the store did not take."""
+    items[:] = _write_all(write, list(items), refuse)
 
 
 def _add(record: dict[str, Any], reader: JournalReader) -> None:

@@ -146,6 +146,29 @@ def test_a_store_that_is_down_loses_nothing(store: Store) -> None:
     assert store.get_run(run_id).tags["runner.ingest_warning"] == EMPTY_KEY
 
 
+class PickyStore(FlakyStore):
+    """The real store with one more rule the runner does not know (as PostgreSQL refuses a
+    NUL character in text): a batch holding a key with a NUL is refused whole."""
+
+    def log_metrics(self, run_id: str, metrics: list[Any]) -> None:
+        if any("\0" in key for key, *_ in metrics):
+            raise StoreError("tracking store: A string literal cannot contain NUL characters")
+        self.store.log_metrics(run_id, metrics)
+
+
+def test_a_batch_the_store_refuses_loses_only_the_refused_record(store: Store) -> None:
+    run_id = store.create_run(
+        NewRun("Default", "main", "true", "local", {}, {}, {"manager": "local"})
+    )
+    metrics = [_metric("loss", step) for step in range(1000)]
+    metrics[617] = _metric("lo\0ss", 617)
+    _journal(run_id, *metrics)
+    assert ingest(PickyStore(store), run_id, JournalReader(run_id)) == 999  # type: ignore[arg-type]
+    assert _losses(store, run_id) == [step for step in range(1000) if step != 617]
+    warning = "tracking store: A string literal cannot contain NUL characters"
+    assert store.get_run(run_id).tags["runner.ingest_warning"] == warning
+
+
 def _wait_for_run(store: Store) -> str:
     _wait_until(lambda: bool(store.list_runs().runs), what="the run to be recorded")
     return _only_run(store)

@@ -106,8 +106,10 @@ class LocalRunHandle:
 
     def _reap(self) -> None:
         self._returncode = self._proc.wait()
-        self._processes.end(LEFTOVER_GRACE_SECONDS)
-        self._ended.set()
+        try:
+            self._processes.end(LEFTOVER_GRACE_SECONDS)
+        finally:
+            self._ended.set()  # a failure here must not leave wait() blocked forever
 
     def logs(self) -> Iterator[LogChunk]:
         open_streams = len(self._readers)

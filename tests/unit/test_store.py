@@ -57,6 +57,14 @@ def make_new(**changes: Any) -> NewRun:
     return NewRun(**{**fields, **changes})
 
 
+def create_in_order(store: Store, **changes: Any) -> str:
+    """Create a run, then wait for the clock's next millisecond: PostgreSQL orders the runs of
+    one millisecond by id, so tests of listing order need distinct start times."""
+    run_id = store.create_run(make_new(**changes))
+    time.sleep(0.002)
+    return run_id
+
+
 def open_with(impl: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     if impl == "sqlalchemy":
         monkeypatch.setenv("RUNNER_STORE_IMPL", "sqlalchemy")
@@ -325,7 +333,7 @@ def test_many_metrics_in_one_call(store: Store, tmp_path: Path) -> None:
 
 
 def test_list_runs_newest_first_and_filters(store: Store) -> None:
-    ids = [store.create_run(make_new(experiment="a" if i % 2 else "b")) for i in range(5)]
+    ids = [create_in_order(store, experiment="a" if i % 2 else "b") for i in range(5)]
     store.start_run(ids[1])
     store.start_run(ids[2])
     assert ids_of(store.list_runs().runs) == ids[::-1]
@@ -340,7 +348,7 @@ def test_list_runs_newest_first_and_filters(store: Store) -> None:
 
 
 def test_list_runs_pages_with_tokens(store: Store) -> None:
-    ids = [store.create_run(make_new()) for _ in range(25)][::-1]
+    ids = [create_in_order(store) for _ in range(25)][::-1]
     first = store.list_runs()
     assert (ids_of(first.runs), first.more, first.capped) == (ids[:20], 5, False)
     assert first.next_token == ids[19]
@@ -352,7 +360,7 @@ def test_list_runs_pages_with_tokens(store: Store) -> None:
 
 def test_more_runs_are_counted_up_to_a_cap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(listing, "MORE_CAP", 4)
-    ids = [store.create_run(make_new()) for _ in range(10)][::-1]
+    ids = [create_in_order(store) for _ in range(10)][::-1]
     assert store.list_runs(limit=2) == RunPage(store.list_runs(limit=2).runs, 4, True, ids[1])
     assert (store.list_runs(limit=6).more, store.list_runs(limit=6).capped) == (4, False)
 
@@ -382,7 +390,7 @@ def test_iter_runs_refuses_unknown_status_at_once(store: Store) -> None:
 
 def test_iter_runs_reads_every_run_in_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(listing, "PAGE", 3)
-    ids = [store.create_run(make_new(experiment="a" if i % 3 else "b")) for i in range(10)]
+    ids = [create_in_order(store, experiment="a" if i % 3 else "b") for i in range(10)]
     assert ids_of(store.iter_runs()) == ids[::-1]
     assert ids_of(store.iter_runs(experiment="a")) == [i for n, i in enumerate(ids) if n % 3][::-1]
     assert ids_of(store.iter_runs(status="FINISHED")) == []
@@ -429,7 +437,7 @@ def test_metric_history_reads_in_pages(store: Store, monkeypatch: pytest.MonkeyP
 
 
 def live_run_on(store: Store, host: str | None, pid: int | None, start: float | None) -> str:
-    return store.create_run(make_new(runner_host=host, runner_pid=pid, runner_start=start))
+    return create_in_order(store, runner_host=host, runner_pid=pid, runner_start=start)
 
 
 def test_runner_processes_are_distinct_per_host(store: Store) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from runner import __version__
+from runner.display import printable
 from runner.errors import RunnerError, UsageError
 
 # name → "module:attribute"; modules load only when their command runs, to keep start-up fast
@@ -70,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("runner: interrupted", err=True)
         return 130
     except UsageError as exc:
-        click.echo(exc.render(), err=True)
+        click.echo(printable(exc.render(), one_line=False), err=True)
         return 2
     except RunnerError as exc:
-        click.echo(exc.render(), err=True)
+        click.echo(printable(exc.render(), one_line=False), err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("runner: interrupted", err=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.backend import LogChunk
+from runner.display import printable
 
 ProgressFn = Callable[[str], None]
 Sink = Callable[[LogChunk], None]
@@ -29,8 +30,8 @@ def discard_sink(chunk: LogChunk) -> None:
 
 def say(message: str, *, quiet: bool = False) -> None:
     """A runner status line on stderr, so stdout stays the entry point's."""
-    if not quiet:
-        print(f"runner: {message}", file=sys.stderr, flush=True)
+    if not quiet:  # messages carry names and commands from projects: no terminal escapes
+        print(f"runner: {printable(message, one_line=False)}", file=sys.stderr, flush=True)
 
 
 def progress_printer(quiet: bool) -> ProgressFn:

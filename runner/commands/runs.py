@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from runner.display import printable, strict_json
 from runner.status import RunStatus
 from runner.store import RunPage, RunRecord
 
@@ -85,21 +85,15 @@ def _print_runs(records: Iterator[RunRecord], as_json: bool) -> None:
 
 def _table_row(record: RunRecord) -> tuple[str, ...]:
     started = record.start_time[:19].replace("T", " ")
-    return (
-        record.run_id[:12],
-        record.status.value,
-        record.experiment,
-        record.entry_point,
-        started,
-        record.run_name,
-    )
+    cells = (record.run_id[:12], record.status.value, record.experiment, record.entry_point)
+    return tuple(map(printable, (*cells, started, record.run_name)))
 
 
 def _print_json_list(records: Iterator[RunRecord]) -> None:
     """What ``json.dumps(list, indent=2)`` prints, one record at a time."""
     separator = "["
     for record in records:
-        text = json.dumps(record.to_dict(), indent=2)
+        text = strict_json(record.to_dict(), indent=2)
         click.echo(separator + "\n" + textwrap.indent(text, "  "), nl=False)
         separator = ","
     click.echo("[]" if separator == "[" else "\n]")
@@ -122,20 +116,24 @@ def show(run_id: str, as_json: bool) -> None:
 
     record = current_record(_store(), run_id).to_dict()
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        click.echo(strict_json(record, indent=2))
         return
     for key, value in record.items():
         if isinstance(value, dict):
             click.echo(f"{key}:")
             for sub_key, sub_value in value.items():
-                click.echo(f"  {sub_key}: {_short(sub_value)}")
+                click.echo(f"  {printable(str(sub_key))}: {_short(sub_value)}")
         else:
             click.echo(f"{key}: {_short(value)}")
 
 
 def _short(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= 200 or "\n" not in text else text.splitlines()[0] + " ..."
+    """One value of ``runs show``: control characters escaped, and continuation lines indented
+    deeper than any key, so no value can pass for another field."""
+    lines = ("" if value is None else str(value)).splitlines() or [""]
+    if len(lines) > 1 and sum(map(len, lines)) > 200:
+        return printable(lines[0]) + " ..."
+    return "\n      ".join(map(printable, lines))
 
 
 @runs.command("logs")

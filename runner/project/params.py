@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -18,8 +19,9 @@ EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 MAX_VALUE_BYTES = 100_000
 MAX_TOTAL_BYTES = 1_000_000
 
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_INT = re.compile(r"^[+-]?\d+$")
+# ASCII digits only: int() and \d accept any script's digits
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INT = re.compile(r"[+-]?[0-9]+")
 _BOOL = frozenset({"true", "false", "1", "0", "yes", "no"})
 _NOT_FINITE = frozenset({"nan", "inf", "infinity"})
 
@@ -43,8 +45,12 @@ def _has_scheme(value: str) -> bool:
     return bool(urlparse(value).scheme)
 
 
+def _is_float(value: str) -> bool:
+    return bool(_FLOAT.fullmatch(value)) and math.isfinite(float(value))
+
+
 _CHECKS: dict[str, Callable[[str], bool]] = {
-    "float": lambda v: bool(_FLOAT.fullmatch(v)),
+    "float": _is_float,
     "int": lambda v: bool(_INT.fullmatch(v)),
     "bool": lambda v: v.lower() in _BOOL,
     "uri": _has_scheme,
@@ -63,9 +69,17 @@ def type_error(name: str, ptype: str, value: str) -> str | None:
         return None
     if ptype == "uri":
         return f"Expected URI for parameter {name} but got {value}"
+    return f"parameter '{name}': expected {ptype}, got {value!r}{_why_not(ptype, value)}"
+
+
+def _why_not(ptype: str, value: str) -> str:
     if ptype == "float" and value.strip().lower().lstrip("+-") in _NOT_FINITE:
-        return f"parameter '{name}': expected float, got {value!r} (nan and infinity are refused)"
-    return f"parameter '{name}': expected {ptype}, got {value!r}"
+        return " (nan and infinity are refused)"
+    if ptype == "float" and _FLOAT.fullmatch(value):
+        return " (it overflows to infinity; nan and infinity are refused)"
+    if ptype in ("int", "float") and value.strip().isdecimal() and not value.isascii():
+        return " (only the ASCII digits 0-9 are accepted)"
+    return ""
 
 
 def parse_param_args(items: Sequence[str]) -> dict[str, str]:

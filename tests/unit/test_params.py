@@ -14,6 +14,7 @@ import pytest
 from runner.errors import ParameterError, SpecError, UsageError
 from runner.project.params import (
     ResolvedParams,
+    fits_type,
     parse_param_args,
     render_command,
     resolve_params,
@@ -126,6 +127,40 @@ def test_float_rejects_nan_and_infinity(value: str) -> None:
     assert param_error(ep, lr=value) == (
         f"parameter 'lr': expected float, got {value!r} (nan and infinity are refused)"
     )
+
+
+def test_float_rejects_values_that_overflow_to_infinity() -> None:
+    ep = entry("t {lr}", Parameter("lr", "float", None))
+    assert param_error(ep, lr="1e999") == (
+        "parameter 'lr': expected float, got '1e999' "
+        "(it overflows to infinity; nan and infinity are refused)"
+    )
+    assert param_error(ep, lr="-1e400").startswith("parameter 'lr': expected float, got '-1e400'")
+    assert resolve(ep, lr="1e-999").declared == {"lr": "1e-999"}  # underflow to 0 is fine
+
+
+ARABIC_123 = "\u0661\u0662\u0663"  # Python's int() and re's \\d accept these digits
+FULLWIDTH_12 = "\uff11\uff12"
+
+
+@pytest.mark.parametrize(
+    ("ptype", "value"), [("int", ARABIC_123), ("float", ARABIC_123), ("int", FULLWIDTH_12)]
+)
+def test_numbers_take_ascii_digits_only(ptype: str, value: str) -> None:
+    ep = entry("t {n}", Parameter("n", ptype, None))
+    assert param_error(ep, n=value) == (
+        f"parameter 'n': expected {ptype}, got {value!r} (only the ASCII digits 0-9 are accepted)"
+    )
+    signed = "-" + ARABIC_123
+    assert param_error(ep, n=signed) == f"parameter 'n': expected {ptype}, got {signed!r}"
+
+
+def test_fits_type_refuses_what_the_run_would_refuse() -> None:
+    assert not fits_type("int", ARABIC_123)
+    assert not fits_type("float", "1e999")
+    assert not fits_type("float", "\u0663.\u0665")
+    assert fits_type("int", "-12")
+    assert fits_type("float", "2.5e-3")
 
 
 def test_int_accepts_integers_and_rejects_fractions() -> None:

@@ -1,4 +1,4 @@
-"""Typed parameters: validation, canonical recorded values, and safe command rendering."""
+"""Typed parameters: validation, canonical recorded values, and the command they render into."""
 
 from __future__ import annotations
 
@@ -6,22 +6,21 @@ import math
 import os
 import re
 import shlex
-import string
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from runner.errors import ParameterError, SpecError, UsageError
+from runner.errors import ParameterError, UsageError
 from runner.project.records import EntryPoint, Parameter
+from runner.project.template import NUMBER, ends_plain, render_command
+from runner.project.template import template_problems as template_problems
 
 EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 MAX_VALUE_BYTES = 100_000
 MAX_TOTAL_BYTES = 1_000_000
 
-# ASCII digits only: int() and \d accept any script's digits
-_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_INT = re.compile(r"[+-]?[0-9]+")
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() and \d accept any script's digits
 _BOOL = frozenset({"true", "false", "1", "0", "yes", "no"})
 _NOT_FINITE = frozenset({"nan", "inf", "infinity"})
 
@@ -46,7 +45,7 @@ def _has_scheme(value: str) -> bool:
 
 
 def _is_float(value: str) -> bool:
-    return bool(_FLOAT.fullmatch(value)) and math.isfinite(float(value))
+    return bool(NUMBER.fullmatch(value)) and math.isfinite(float(value))
 
 
 _CHECKS: dict[str, Callable[[str], bool]] = {
@@ -75,7 +74,7 @@ def type_error(name: str, ptype: str, value: str) -> str | None:
 def _why_not(ptype: str, value: str) -> str:
     if ptype == "float" and value.strip().lower().lstrip("+-") in _NOT_FINITE:
         return " (nan and infinity are refused)"
-    if ptype == "float" and _FLOAT.fullmatch(value):
+    if ptype == "float" and NUMBER.fullmatch(value):
         return " (it overflows to infinity; nan and infinity are refused)"
     if ptype in ("int", "float") and value.strip().isdecimal() and not value.isascii():
         return " (only the ASCII digits 0-9 are accepted)"
@@ -109,7 +108,7 @@ def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) ->
     _check_extra_names(extra)
     raw = _with_defaults(entry.parameters, given)
     values = _command_values(entry.parameters, raw, cwd)
-    command = render_command(entry.name, entry.command, values) + _render_extra(extra)
+    command = render_command(entry.name, entry.command, values) + _render_extra(entry, extra)
     paths = tuple(values[p.name] for p in entry.parameters if p.type == "path")
     return ResolvedParams(declared=raw, extra=extra, command=command, paths=paths)
 
@@ -182,110 +181,13 @@ def _local_path(name: str, value: str, cwd: Path) -> str:
     return absolute
 
 
-def _render_extra(extra: Mapping[str, str]) -> str:
-    return "".join(f" {shlex.quote('--' + k)} {shlex.quote(v)}" for k, v in extra.items())
-
-
-def render_command(entry_name: str, template: str, values: Mapping[str, str]) -> str:
-    """Substitute shell-quoted values for ``{name}``; ``{{``/``}}`` become literal braces.
-
-    ``str.format`` is never called: it would evaluate ``{a.b}``/``{a[0]}`` on attacker data.
-    """
-    parts: list[str] = []
-    for literal, field, _spec, _conv in _parse(entry_name, template):
-        parts.append(literal)
-        if field is not None:
-            if field not in values:
-                raise SpecError(
-                    f"entry point '{entry_name}': command uses undeclared placeholder {{{field}}}"
-                )
-            parts.append(shlex.quote(values[field]))
-    return "".join(parts)
-
-
-def template_problems(template: str, declared: Sequence[str]) -> list[str]:
-    """Everything wrong with the placeholders of a command template (checked at load time)."""
-    try:
-        pieces = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        return [f"invalid command template: {exc}"]
-    problems = []
-    for state, (field, spec, conv) in _fields_with_quote_state(pieces):
-        problem = _field_problem(field, spec, conv, declared) or _quote_problem(field, state)
-        if problem:
-            problems.append(problem)
-    return problems
-
-
-def _parse(entry_name: str, template: str) -> list[tuple[str, str | None, str | None, str | None]]:
-    try:
-        return list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise SpecError(f"entry point '{entry_name}': invalid command template: {exc}") from exc
-
-
-def _field_problem(field: str, spec: str | None, conv: str | None, declared: Sequence[str]) -> str:
-    shown = "{" + field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
-    if not field or field.isdigit():
-        return f"positional placeholder {shown} is not allowed; use a parameter name"
-    if "." in field or "[" in field:
-        return f"placeholder {shown} uses attribute or index access, which is not allowed"
-    if conv or spec:
-        return f"placeholder {shown} uses a conversion or format spec, which is not allowed"
-    if field not in declared:
-        return f"placeholder {shown} is not a declared parameter of this entry point"
-    return ""
-
-
-def _quote_problem(field: str, state: str) -> str:
-    if state == "`":
-        return f"placeholder {{{field}}} is inside backticks; use $(...) instead"
-    if state:
-        return (
-            f"placeholder {{{field}}} is inside quotes; values are quoted by runner; "
-            "remove the quotes"
+def _render_extra(entry: EntryPoint, extra: Mapping[str, str]) -> str:
+    if extra and not ends_plain(entry.command):
+        names = ", ".join(f"'{k}'" for k in extra)
+        raise ParameterError(
+            f"undeclared parameters ({names}) cannot be added to the command of entry point "
+            f"'{entry.name}': it does not end as a plain shell word (it ends inside quotes, a "
+            "comment, a here-document or an expansion)",
+            hint="declare the parameters in the MLproject and place their placeholders",
         )
-    return ""
-
-
-def _fields_with_quote_state(
-    pieces: Sequence[tuple[str, str | None, str | None, str | None]],
-) -> Iterator[tuple[str, tuple[str, str | None, str | None]]]:
-    """Yield each placeholder with the shell quoting state ('', "'", '"' or '`') it sits in."""
-    scanner = _QuoteScanner()
-    for literal, field, spec, conv in pieces:
-        scanner.feed(literal)
-        if field is not None:
-            yield scanner.state, (field, spec, conv)
-            scanner.after_word = False
-
-
-class _QuoteScanner:
-    """Tracks enough of POSIX shell quoting to know whether a position is inside quotes."""
-
-    def __init__(self) -> None:
-        self.state = ""  # '', "'", '"' or '`'
-        self.escaped = False
-        self.comment = False
-        self.after_word = True  # at a word start, where '#' begins a comment
-
-    def feed(self, text: str) -> None:
-        for char in text:
-            self._step(char)
-
-    def _step(self, char: str) -> None:
-        if self.comment:
-            self.comment = char != "\n"
-        elif self.escaped:
-            self.escaped = False
-        elif self.state == "'":
-            self.state = "" if char == "'" else "'"
-        elif char == "\\":
-            self.escaped = True
-        elif self.state:
-            self.state = "" if char == self.state else self.state
-        elif char == "#" and self.after_word:
-            self.comment = True
-        elif char in "'\"`":
-            self.state = char
-        self.after_word = char.isspace() or char in ";&|()"
+    return "".join(f" {shlex.quote('--' + k)} {shlex.quote(v)}" for k, v in extra.items())

@@ -362,24 +362,121 @@ def test_template_problems_accepts_plain_placeholders() -> None:
         ("x {a:>5}", "placeholder {a:>5} uses a conversion or format spec, which is not allowed"),
         ("x {nope}", "placeholder {nope} is not a declared parameter of this entry point"),
         ("x }", "invalid command template: Single '}' encountered in format string"),
-        (
-            "python -c '{a}'",
-            "placeholder {a} is inside quotes; values are quoted by runner; remove the quotes",
-        ),
-        (
-            'echo "x {a}"',
-            "placeholder {a} is inside quotes; values are quoted by runner; remove the quotes",
-        ),
-        ("echo `cat {a}`", "placeholder {a} is inside backticks; use $(...) instead"),
+        ("cat <<{a}\nx\n", "placeholder {a} is in a here-document delimiter, which is not allowed"),
+        ("cat <<'E{a}'\n", "placeholder {a} is in a here-document delimiter, which is not allowed"),
+        ("x\0 {a}", "the command contains a NUL character"),
     ],
 )
 def test_template_problems(template: str, problem: str) -> None:
     assert template_problems(template, ["a"]) == [problem]
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "python -c '{a}'",
+        'echo "x {a}"',
+        "echo `cat {a}`",
+        "echo $'{a}' $\"{a}\"",
+        "cat <<EOF\n{a}\nEOF\n",
+        "echo $(( {a} + 1 )) ${{X:-{a}}}",
+        "echo \\{a} ${a}",
+    ],
+)
+def test_placeholders_inside_other_syntax_load_fine(template: str) -> None:
+    # Since their values are checked when the command is rendered (MLflow runs these too).
+    assert template_problems(template, ["a"]) == []
+
+
 def test_quote_tracking_understands_escapes_and_comments() -> None:
     template = "# don't worry\necho \\' {a} \"it's\" {a} 'x\"y' {a} # it's {a}\n{a}"
     assert template_problems(template, ["a"]) == []
+
+
+# --- values where a placeholder is not a plain word --------------------------------------------
+
+INERT = "letters, digits and _ . , + - : / = @ %"
+
+
+def render_error(template: str, **values: str) -> str:
+    with pytest.raises(ParameterError) as info:
+        render_command("main", template, values)
+    return info.value.message
+
+
+def test_inert_values_go_into_quotes_as_they_are() -> None:
+    template = "python -c 'import sys; sys.exit({code})' \"{name}\" $'{name}'"
+    assert render_command("main", template, {"code": "3", "name": "run-1/a.b"}) == (
+        "python -c 'import sys; sys.exit(3)' \"run-1/a.b\" $'run-1/a.b'"
+    )
+
+
+def test_other_values_inside_quotes_are_refused_with_the_reason() -> None:
+    assert render_error('echo "x{s}y"', s="a b") == (
+        "parameter 's' of entry point 'main' is used inside double quotes in the command, "
+        f"so its value may only contain {INERT}; got 'a b'"
+    )
+    assert render_error("echo 'é{s}'", s="é") == (
+        "parameter 's' of entry point 'main' is used inside single quotes in the command, "
+        f"so its value may only contain {INERT}; got 'é'"
+    )
+
+
+def test_each_refused_parameter_is_reported_once() -> None:
+    assert render_error("echo '{a}' '{a}' # {b}", a="x y", b="$b") == "\n".join(
+        [
+            "parameter 'a' of entry point 'main' is used inside single quotes in the command, "
+            f"so its value may only contain {INERT}; got 'x y'",
+            "parameter 'b' of entry point 'main' is used inside a comment in the command, "
+            f"so its value may only contain {INERT}; got '$b'",
+        ]
+    )
+
+
+def test_arithmetic_takes_numbers_only() -> None:
+    assert render_command("main", "echo $(( {n} * 2 ))", {"n": "-4"}) == "echo $(( -4 * 2 ))"
+    assert render_error("echo $(( {n} * 2 ))", n="n") == (
+        "parameter 'n' of entry point 'main' is used inside an arithmetic expression in the "
+        "command, so its value must be a number; got 'n'"
+    )
+
+
+def test_empty_values_are_fine_inside_quotes_but_not_where_they_join_syntax() -> None:
+    assert render_command("main", "echo '{s}' \"{s}\"", {"s": ""}) == "echo '' \"\""
+    assert render_error("echo ${s}(x)", s="") == (
+        "parameter 's' of entry point 'main' is used right after $ in the command, "
+        "so its value may not be empty"
+    )
+
+
+def test_command_substitutions_take_inert_values() -> None:
+    assert render_command("main", "cat $(ls {d})", {"d": "data/x"}) == "cat $(ls data/x)"
+    assert render_error("cat $(ls {d})", d="a b") == (
+        "parameter 'd' of entry point 'main' is used inside $(...) in the command, "
+        f"so its value may only contain {INERT}; got 'a b'"
+    )
+    assert render_error("x=$({d} -v)", d="if") == (
+        "parameter 'd' of entry point 'main' is used as a command name or keyword inside $(...) "
+        "in the command, so its value must be a number; got 'if'"
+    )
+
+
+def test_plain_words_that_could_read_as_syntax_are_always_quoted() -> None:
+    values = {"tool": "python3", "v": "x,y", "w": "if"}
+    assert render_command("main", "{tool} t.py X={v}", values) == "'python3' t.py X=x,y"
+    assert render_command("main", "X={v} {tool}", values) == "X='x,y' 'python3'"
+    assert render_command("main", "echo {{a,{v}}} {v} {w}", values) == "echo {a,'x,y'} x,y 'if'"
+
+
+def test_undeclared_parameters_need_a_command_that_ends_plainly() -> None:
+    ep = entry("python t.py # {a}", Parameter("a", "string", "1"))
+    assert given_error(ep, {"k": "v"}) == (
+        "undeclared parameters ('k') cannot be added to the command of entry point 'main': "
+        "it does not end as a plain shell word (it ends inside quotes, a comment, "
+        "a here-document or an expansion)"
+    )
+    ep = entry("python t.py '{a}' # c\necho", Parameter("a", "string", "1"))
+    assert resolve(ep, k="v").command == "python t.py '1' # c\necho --k v"
 
 
 # --- the -P command-line syntax --------------------------------------------------------------

@@ -564,8 +564,6 @@ def test_command_placeholders_are_checked_at_load_time(tmp_path: Path) -> None:
         """
     assert error_of(tmp_path, text) == "\n".join(
         [
-            "MLproject:5:5 entry_points.main.command: placeholder {code} is inside quotes; "
-            "values are quoted by runner; remove the quotes",
             "MLproject:5:5 entry_points.main.command: positional placeholder {0} is not allowed; "
             "use a parameter name",
             "MLproject:5:5 entry_points.main.command: placeholder {nope} is not a declared "

@@ -142,9 +142,11 @@ class RunProcesses:
 
     def end(self, grace: float) -> None:
         """SIGTERM what is left, SIGKILL it after ``grace`` seconds; returns once all are gone."""
-        if self.find():
-            self.signal(signal.SIGTERM)
-            _wait_gone(self, grace)
+        if not self.find():  # the usual case: the entry point left nothing behind
+            self._release()
+            return
+        self.signal(signal.SIGTERM)
+        _wait_gone(self, grace)
         self.kill()
 
     def kill(self) -> None:
@@ -154,6 +156,9 @@ class RunProcesses:
         while self.find() and time.monotonic() < deadline:
             self.signal(signal.SIGKILL)
             time.sleep(POLL_SECONDS)
+        self._release()
+
+    def _release(self) -> None:
         self._reap()
         if self.cgroup is not None:
             self.cgroup.remove()

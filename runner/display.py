@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 # C0 controls but tab and newline, DEL and C1 (which some terminals also obey): ESC starts an
@@ -13,6 +14,7 @@ from typing import Any
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+MASK = b"***"
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -39,3 +41,38 @@ def json_safe(value: Any) -> Any:
 def strict_json(value: Any, **options: Any) -> str:
     """``json.dumps`` that never writes NaN or Infinity (see ``json_safe``)."""
     return json.dumps(json_safe(value), allow_nan=False, **options)
+
+
+class SecretMask:
+    """Replaces secret values in output streams by ``***``, also when a value is split across
+    chunks: the end of a chunk that could begin a secret waits for the next chunk."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+        self._held: dict[str, bytes] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def feed(self, stream: str, data: bytes) -> bytes:
+        """What of ``stream`` can be shown now, masked."""
+        text = self._held.pop(stream, b"") + data
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        keep = self._partial_tail(text)
+        if keep:
+            self._held[stream] = text[-keep:]
+            text = text[:-keep]
+        return text
+
+    def flush(self, stream: str) -> bytes:
+        """The rest of ``stream`` once it has ended (a held tail was no secret after all)."""
+        return self._held.pop(stream, b"")
+
+    def _partial_tail(self, text: bytes) -> int:
+        longest = min(len(text), max(map(len, self._secrets)) - 1)
+        for size in range(longest, 0, -1):
+            tail = text[-size:]
+            if any(secret.startswith(tail) for secret in self._secrets):
+                return size
+        return 0

@@ -27,6 +27,8 @@ from runner.status import RunStatus
 if TYPE_CHECKING:
     from runner.store import Store
 
+SECRETS_VARIABLE = "RUNNER_SUPERVISOR_SECRETS"
+
 
 def run_from_cli(
     *,
@@ -69,7 +71,7 @@ def run_from_cli(
     store = open_reconciled_store()
     if detach:
         run_id = submit(plan, store)
-        spawn_supervisor(run_id, store)
+        spawn_supervisor(run_id, store, plan)
         print(run_id)
         return 0
     return _run_attached(plan, store, quiet)
@@ -83,7 +85,10 @@ def _run_attached(plan: Plan, store: Store, quiet: bool) -> int:
         with cancellable():
             with deferred():  # a signal from here on still ends the recorded run KILLED
                 run_id = submit(plan, store)
-                say(f"run {run_id} ({plan.entry_point}) started: {plan.command}", quiet=quiet)
+                say(
+                    f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}",
+                    quiet=quiet,
+                )
             info = execute(run_id, plan, store, terminal_sink, progress_printer(quiet))
     except KeyboardInterrupt:
         say(f"run {run_id} KILLED (interrupted)")
@@ -113,10 +118,15 @@ def open_reconciled_store() -> Store:
     return store
 
 
-def spawn_supervisor(run_id: str, store: Store) -> int:
-    """Start a detached process that executes the recorded plan; it becomes the run's runner."""
+def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> int:
+    """Start a detached process that executes the recorded plan; it becomes the run's runner.
+
+    Secret parameter values never touch plan.json: they reach the supervisor through its
+    environment, which only its user can read, and it drops them before the entry point starts.
+    """
     from runner.procinfo import process_start_time
 
+    env = {**os.environ, SECRETS_VARIABLE: plan.secrets_json()} if plan.secrets else None
     with open(run_artifacts_dir(run_id) / "supervisor.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runner.execution.supervisor", run_id],
@@ -124,6 +134,7 @@ def spawn_supervisor(run_id: str, store: Store) -> int:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            env=env,
         )
     store.update_run(run_id, runner_pid=proc.pid, runner_start=process_start_time(proc.pid))
     return proc.pid
@@ -134,6 +145,9 @@ def supervise(run_id: str) -> int:
     from runner.store.open import open_store
 
     plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())
+    secrets = os.environ.pop(SECRETS_VARIABLE, None)  # the entry point must not inherit it
+    if secrets is not None:
+        plan = plan.with_secrets(secrets)
     become_subreaper()  # this process owns its children: orphans of the run are ended with it
     store = open_store()
     try:
@@ -150,7 +164,7 @@ def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]
     store = open_reconciled_store()
     run_id = submit(plan, store)
     if not synchronous:
-        return run_id, spawn_supervisor(run_id, store)
+        return run_id, spawn_supervisor(run_id, store, plan)
     with cancellable():
         info = execute(run_id, plan, store, terminal_sink, lambda message: None)
     return run_id, info

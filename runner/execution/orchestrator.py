@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transport
 from runner.console import TerminalRelay
+from runner.display import SecretMask
 from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
 from runner.execution.diskspace import DiskReserve, OutputLog, is_disk_full
 from runner.execution.ingest import (
@@ -51,7 +52,7 @@ def submit(plan: Plan, store: Store) -> str:
         NewRun(
             experiment=plan.experiment,
             entry_point=plan.entry_point,
-            command=plan.command,
+            command=plan.recorded_command,
             backend=plan.backend,
             parameters=plan.parameters,
             source=plan.source,
@@ -229,7 +230,7 @@ def _prepare_and_launch(
         store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
             handle = backend.launch(prepared)
-        return _follow(handle, run_id, sink)
+        return _follow(handle, run_id, sink, SecretMask(plan.secrets))
 
 
 def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
@@ -264,27 +265,38 @@ def _launch_request(
     )
 
 
-def _follow(handle: RunHandle, run_id: str, sink: LogSink) -> ExitInfo:
+def _follow(handle: RunHandle, run_id: str, sink: LogSink, mask: SecretMask) -> ExitInfo:
     """Stream output to the sink and the log artifact; on ^C, SIGTERM or any error, stop the
     handle: a run recorded KILLED or FAILED must not go on running."""
     try:
         raise_pending()
-        log = _stream(handle, run_artifacts_dir(run_id) / LOG_FILE, sink)
+        log = _stream(handle, run_artifacts_dir(run_id) / LOG_FILE, sink, mask)
         return _log_kept(_ended(handle.wait()), log)
     except BaseException:
         _stop(handle)
         raise
 
 
-def _stream(handle: RunHandle, log_path: Path, sink: LogSink) -> OutputLog:
+def _stream(handle: RunHandle, log_path: Path, sink: LogSink, mask: SecretMask) -> OutputLog:
     log = OutputLog(log_path)
     try:
         for chunk in handle.logs():
-            log.write(chunk.data)
-            sink(chunk)
+            _show(_masked(chunk, mask), log, sink)
     finally:
+        for stream in ("stdout", "stderr"):  # what a mask held back was no secret
+            _show(LogChunk(stream, mask.flush(stream)), log, sink)
         log.close()
     return log
+
+
+def _masked(chunk: LogChunk, mask: SecretMask) -> LogChunk:
+    return LogChunk(chunk.stream, mask.feed(chunk.stream, chunk.data)) if mask else chunk
+
+
+def _show(chunk: LogChunk, log: OutputLog, sink: LogSink) -> None:
+    if chunk.data:
+        log.write(chunk.data)
+        sink(chunk)
 
 
 def _log_kept(info: ExitInfo, log: OutputLog) -> ExitInfo:

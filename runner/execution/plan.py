@@ -58,6 +58,16 @@ class Plan:
     diff: bytes | None = field(default=None, repr=False)
     # for the user and the record: e.g. a working copy git cannot read (no commit recorded)
     warnings: tuple[str, ...] = ()
+    # the values of `secret: true` parameters: masked in everything recorded or shown, and
+    # never written to plan.json (a detached supervisor gets them through its environment)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def recorded_command(self) -> str:
+        """The command as recorded and shown, secret values masked."""
+        from runner.project.params import mask_values
+
+        return mask_values(self.command, self.secrets) if self.secrets else self.command
     # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
     spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
 
@@ -67,7 +77,13 @@ class Plan:
         data["cleanup_paths"] = [str(p) for p in self.cleanup_paths]
         data["diff"] = None  # stored as its own artifact
         data.pop("spec")
+        data["command"] = self.recorded_command
+        data["has_secrets"] = bool(data.pop("secrets"))
         return json.dumps(data, indent=2, sort_keys=True)
+
+    def secrets_json(self) -> str:
+        """What a detached supervisor needs besides plan.json: the real command and secrets."""
+        return json.dumps({"command": self.command, "secrets": list(self.secrets)})
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -76,7 +92,17 @@ class Plan:
         data["cleanup_paths"] = tuple(Path(p) for p in data["cleanup_paths"])
         data["input_paths"] = tuple(data.get("input_paths", ()))
         data["warnings"] = tuple(data.get("warnings", ()))
+        data.pop("has_secrets", None)
         return cls(**data)
+
+    def with_secrets(self, text: str) -> Plan:
+        """This plan (read back from plan.json) with the command and secrets of ``secrets_json``."""
+        import dataclasses
+
+        given = json.loads(text)
+        return dataclasses.replace(
+            self, command=given["command"], secrets=tuple(given["secrets"])
+        )
 
 
 def make_plan(request: RunRequest) -> Plan:
@@ -137,6 +163,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         project_dir=fetched.project_dir,
         entry_point=entry.name,
         command=resolved.command,
+        secrets=resolved.secrets,
         parameters=dict(resolved.recorded),
         source=fetched.provenance.record(),
         env_manager=manager,

@@ -23,6 +23,7 @@ MAX_TOTAL_BYTES = 1_000_000
 _INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() and \d accept any script's digits
 _BOOL = frozenset({"true", "false", "1", "0", "yes", "no"})
 _NOT_FINITE = frozenset({"nan", "inf", "infinity"})
+MASK = "***"  # what is recorded and shown in place of a secret parameter's value
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,32 @@ class ResolvedParams:
     extra: dict[str, str]  # undeclared -P values, in the order given
     command: str
     paths: tuple[str, ...] = ()  # absolute local paths the command names via `path` parameters
+    secret_names: frozenset[str] = frozenset()  # parameters declared `secret: true`
 
     @property
     def recorded(self) -> dict[str, str]:
-        """What is stored on the run: raw values, never the shell-quoted forms."""
-        return {**self.declared, **self.extra}
+        """What is stored on the run: raw values (never the shell-quoted forms), secrets masked."""
+        values = {**self.declared, **self.extra}
+        return {k: MASK if k in self.secret_names else v for k, v in values.items()}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values to keep out of every record, log and terminal (empty ones mean nothing)."""
+        return tuple(v for k, v in self.declared.items() if k in self.secret_names and v)
+
+    @property
+    def recorded_command(self) -> str:
+        """The command as it is recorded and shown: each secret value (and its quoted form)
+        replaced by ``***``."""
+        return mask_values(self.command, self.secrets)
+
+
+def mask_values(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value, raw or shell-quoted, replaced by ``***``."""
+    forms = {form for value in secrets if value for form in (shlex.quote(value), value)}
+    for form in sorted(forms, key=len, reverse=True):  # the quoted form first: it contains the raw
+        text = text.replace(form, MASK)
+    return text
 
 
 def _has_scheme(value: str) -> bool:
@@ -102,6 +124,14 @@ def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) ->
     Relative ``path`` values resolve against ``cwd`` (as MLflow does); the command receives the
     absolute path while the recorded value stays what the user typed.
     """
+    secrets = [given[p.name] for p in entry.parameters if p.secret and given.get(p.name)]
+    try:
+        return _resolve(entry, given, cwd)
+    except ParameterError as exc:  # a refusal names the parameter, never a secret's value
+        raise ParameterError(mask_values(exc.message, secrets), hint=exc.hint) from None
+
+
+def _resolve(entry: EntryPoint, given: Mapping[str, str], cwd: Path) -> ResolvedParams:
     _check_limits(given)
     declared_names = {p.name for p in entry.parameters}
     extra = {k: v for k, v in given.items() if k not in declared_names}
@@ -110,7 +140,8 @@ def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) ->
     values = _command_values(entry.parameters, raw, cwd)
     command = render_command(entry.name, entry.command, values) + _render_extra(entry, extra)
     paths = tuple(values[p.name] for p in entry.parameters if p.type == "path")
-    return ResolvedParams(declared=raw, extra=extra, command=command, paths=paths)
+    secret = frozenset(p.name for p in entry.parameters if p.secret)
+    return ResolvedParams(raw, extra, command, paths, secret)
 
 
 def _check_limits(given: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ class Parameter:
     name: str
     type: str  # string, float, int, bool, path, uri (unknown MLflow types behave as string)
     default: str | None  # canonical string form of the YAML default; None = required
+    secret: bool = False  # passed to the entry point, never recorded or shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,13 +324,13 @@ class _SpecBuilder:
     def _parameter(self, path: KeyPath, name: str, body: str | dict[str, Any]) -> Parameter:
         if isinstance(body, str):
             return Parameter(name, body, None)
-        ptype = body.get("type", "string")
+        ptype, secret = body.get("type", "string"), bool(body.get("secret", False))
         if body.get("default") is None:
-            return Parameter(name, ptype, None)
+            return Parameter(name, ptype, None, secret)
         default = self._text((*path, "default"))
         if not fits_type(ptype, default):
             self.problem(
                 (*path, "default"),
                 f"default {default!r} for parameter '{name}' is not a valid {ptype}",
             )
-        return Parameter(name, ptype, default)
+        return Parameter(name, ptype, default, secret)

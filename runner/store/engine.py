@@ -16,8 +16,12 @@ from runner.store.records import SQLITE_PRAGMAS
 READ_OPTION = "runner_read"
 
 
+SUPPORTED = ("sqlite", "postgresql")  # the SQL is written for these two (ON CONFLICT, ...)
+
+
 def make_engine(uri: str) -> Engine:
     """An engine for ``uri``; SQLite connections get WAL-friendly settings and BEGIN IMMEDIATE."""
+    _check_supported(uri)
     try:
         engine = create_engine(uri, pool_pre_ping=not uri.startswith("sqlite"))
     except ModuleNotFoundError as exc:
@@ -31,6 +35,17 @@ def make_engine(uri: str) -> Engine:
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _check_supported(uri: str) -> None:
+    """Other databases are refused by name, before any driver is looked for."""
+    dialect = uri.partition(":")[0].partition("+")[0].lower()
+    if dialect not in SUPPORTED:
+        raise StoreError(
+            f"unsupported tracking URI {redact_uri(uri)}: runner keeps runs in SQLite or "
+            "PostgreSQL",
+            hint="use sqlite:////path/to/runner.db or postgresql+psycopg://user@host/db",
+        )
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -103,16 +103,49 @@ def _sqlite_revision(conn: sqlite3.Connection, path: Path) -> str | None:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
+            _refuse_foreign(_sqlite_tables(conn, path), path)
             return None  # a new, empty database
         raise StoreError(f"cannot read the tracking store {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise not_a_store(path, exc) from exc
     return None if row is None else str(row[0])
+
+
+def _sqlite_tables(conn: sqlite3.Connection, path: Path) -> list[str]:
+    try:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        return [str(name) for (name,) in conn.execute(query)]
+    except sqlite3.DatabaseError as exc:
+        raise not_a_store(path, exc) from exc
+
+
+def _refuse_foreign(tables: list[str], where: object) -> None:
+    """A database with tables but no runner schema version belongs to another program: it is
+    left untouched rather than given runner's tables."""
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"{where} is not a runner tracking store: it has tables ({shown}) but no runner "
+            "schema version, so it belongs to another program and is left untouched",
+            hint="point RUNNER_TRACKING_URI (or RUNNER_HOME) at a new or runner-made database",
+        )
+
+
+def not_a_store(path: Path, exc: Exception) -> StoreError:
+    """The message for a file SQLite cannot read as a database (another format, or corrupt)."""
+    return StoreError(
+        f"the tracking store {path} is not a readable SQLite database ({exc})",
+        hint="if it is damaged, move it aside (runner starts a new store) or restore a backup",
+    )
 
 
 def _engine_revision(conn: Connection) -> str | None:
     from sqlalchemy import inspect
 
     # Probing with a failing SELECT would abort a PostgreSQL transaction; ask the catalog.
-    if not inspect(conn).has_table("alembic_version"):
+    catalog = inspect(conn)
+    if not catalog.has_table("alembic_version"):
+        _refuse_foreign(sorted(catalog.get_table_names()), conn.engine.url)
         return None
     found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     return None if found is None else str(found)

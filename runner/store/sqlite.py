@@ -12,7 +12,7 @@ from runner.errors import StoreError
 from runner.store import records
 from runner.store.core import SqlRunStore
 from runner.store.database import SQLITE, Session, transaction
-from runner.store.migrate import ensure_sqlite_schema
+from runner.store.migrate import ensure_sqlite_schema, not_a_store
 
 # INSERT ... ON CONFLICT DO UPDATE (upserts) came in SQLite 3.24.
 MIN_SQLITE = (3, 24, 0)
@@ -48,7 +48,9 @@ class SqliteDatabase:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             for pragma in records.SQLITE_PRAGMAS:
                 conn.execute(pragma)
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise not_a_store(self._path, exc) from exc
             raise StoreError(
                 f"cannot open the tracking store {self._path}: {exc}",
                 hint="check that its directory exists and is writable",

@@ -58,6 +58,9 @@ class Frame:
         raise NotImplementedError
 
 
+SPECIAL_PARAMETERS = frozenset("$?#-!@*0123456789")
+
+
 def dollar(sc: Cursor, i: int, *, commands: bool) -> int:
     """Open the expansion a ``$`` at ``i`` starts; ``i + 1`` if it starts none."""
     two = sc.ahead(i, 2)
@@ -73,6 +76,8 @@ def dollar(sc: Cursor, i: int, *, commands: bool) -> int:
             sc.doubt("$(...) inside an arithmetic or ${...} expansion")
         sc.push(sc.command(")"))
         return i + 2
+    if opener and opener in SPECIAL_PARAMETERS:
+        return i + 2  # $$, $?, $1...: the second character belongs to this one ($$' is no $')
     return i + 1
 
 

@@ -61,6 +61,8 @@ class Plan:
     # the values of `secret: true` parameters: masked in everything recorded or shown, and
     # never written to plan.json (a detached supervisor gets them through its environment)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
+    spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
 
     @property
     def recorded_command(self) -> str:
@@ -68,8 +70,6 @@ class Plan:
         from runner.project.params import mask_values
 
         return mask_values(self.command, self.secrets) if self.secrets else self.command
-    # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
-    spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -100,9 +100,7 @@ class Plan:
         import dataclasses
 
         given = json.loads(text)
-        return dataclasses.replace(
-            self, command=given["command"], secrets=tuple(given["secrets"])
-        )
+        return dataclasses.replace(self, command=given["command"], secrets=tuple(given["secrets"]))
 
 
 def make_plan(request: RunRequest) -> Plan:

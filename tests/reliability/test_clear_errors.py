@@ -125,28 +125,32 @@ def test_runner_home_on_a_read_only_file_system(
 # --- an MLproject that is not a file ----------------------------------------------------------
 
 
-def refused(project: Path, stderr: str) -> None:
+def refusal(project: Path) -> str:
+    """What ``runner run`` said refusing ``project`` (exit 1, no output, no run, no traceback)."""
     result = run_cli("run", str(project), timeout=60)  # a blocking read would time out here
-    assert_clean(result, 1, stderr)
+    assert_clean(result, 1, result.stderr)
     assert records() == []
+    return result.stderr
 
 
 def test_an_mlproject_directory(tmp_path: Path) -> None:
     (tmp_path / "p" / "MLproject").mkdir(parents=True)
-    refused(tmp_path / "p", "error: MLproject is a directory, not a file: refused\n")
+    assert refusal(tmp_path / "p") == "error: MLproject is a directory, not a file: refused\n"
 
 
 def test_an_mlproject_fifo_is_never_opened_for_a_blocking_read(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     os.mkfifo(tmp_path / "p" / "MLproject")
-    refused(tmp_path / "p", "error: MLproject is a named pipe (FIFO), not a file: refused\n")
+    assert (
+        refusal(tmp_path / "p") == "error: MLproject is a named pipe (FIFO), not a file: refused\n"
+    )
 
 
 def test_an_mlproject_linked_to_a_device(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "MLproject").symlink_to("/dev/zero")
     message = "MLproject is a link to /dev/zero, outside the project: refused"
-    refused(tmp_path / "p", f"error: {message}\nhint: {LINK_HINT}\n")
+    assert refusal(tmp_path / "p") == f"error: {message}\nhint: {LINK_HINT}\n"
 
 
 def test_an_mlproject_that_is_a_device_is_never_read(tmp_path: Path) -> None:
@@ -155,7 +159,9 @@ def test_an_mlproject_that_is_a_device_is_never_read(tmp_path: Path) -> None:
         os.mknod(tmp_path / "p" / "MLproject", stat.S_IFCHR | 0o644, os.makedev(1, 5))
     except PermissionError:
         pytest.skip("creating a device node is not permitted here")
-    refused(tmp_path / "p", "error: MLproject is a character device, not a file: refused\n")
+    assert (
+        refusal(tmp_path / "p") == "error: MLproject is a character device, not a file: refused\n"
+    )
 
 
 def test_a_python_package_named_mlproject_is_not_the_mlproject(tmp_path: Path) -> None:

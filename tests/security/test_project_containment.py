@@ -41,23 +41,26 @@ def assert_never_read(result_text: str, runner_home: Path) -> None:
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-def refused_before_the_run(project: Path, message: str, runner_home: Path, hint: str) -> None:
+def refusal_before_the_run(project: Path, runner_home: Path) -> str:
+    """What ``runner run`` said refusing ``project`` before a run existed, having read nothing."""
     result = run_cli("run", str(project))
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == f"error: {message}\nhint: {hint}\n"
     assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
     assert records() == []
     assert_never_read(result.stdout + result.stderr, runner_home)
+    return result.stderr
 
 
-def refused_by_the_run(project: Path, message: str, runner_home: Path) -> None:
+def failure_of_the_run(project: Path, runner_home: Path) -> str:
+    """The reason the recorded run FAILED, once it is shown to have said so and read nothing."""
     result = run_cli("run", str(project))
     assert result.returncode == 1
-    assert result.stderr.endswith(f"error: {message}\nhint: {HINT}\n")
     assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
     [run] = records()
-    assert (run["status"], run["failure_reason"]) == ("FAILED", message)
+    assert run["status"] == "FAILED"
+    assert result.stderr.endswith(f"error: {run['failure_reason']}\nhint: {HINT}\n")
     assert_never_read(result.stdout + result.stderr, runner_home)
+    return str(run["failure_reason"])
 
 
 def uv_project(root: Path, env: str = 'python: "3.11"\n') -> Path:
@@ -73,7 +76,9 @@ def test_a_lock_linked_out_of_the_project_is_never_read(
     project = uv_project(tmp_path / "proj")
     (project / "runner.lock").symlink_to(secret)
     message = f"runner.lock is a link to {secret}, outside the project: refused"
-    refused_before_the_run(project, message, runner_home, HINT)  # the uv manager's preflight
+    assert (
+        refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {HINT}\n"
+    )  # the uv manager's preflight
 
 
 @pytest.mark.parametrize("name", ["MLproject", PY_ENV, "conda.yaml"])
@@ -84,7 +89,7 @@ def test_a_project_file_linked_out_is_refused_before_the_run(
     project.mkdir()
     (project / name).symlink_to(secret)
     message = f"{name} is a link to {secret}, outside the project: refused"
-    refused_before_the_run(project, message, runner_home, HINT)
+    assert refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {HINT}\n"
 
 
 def test_an_env_file_under_a_dir_linked_out_is_refused(
@@ -99,7 +104,7 @@ def test_an_env_file_under_a_dir_linked_out_is_refused(
         f"{secret}, outside the project: refused"
     )
     hint = "the MLproject format is described in schemas/mlproject.schema.json"
-    refused_before_the_run(project, message, runner_home, hint)
+    assert refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {hint}\n"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +123,7 @@ def test_a_requirements_include_out_of_the_project_is_never_read(
     (project / "link").symlink_to(secret)
     where = f"a link to {secret}, outside the project" if linked else "outside the project"
     message = f"{PY_ENV}: requirements file {include.split()[1]} is {where}: refused"
-    refused_by_the_run(project, message, runner_home)
+    assert failure_of_the_run(project, runner_home) == message
 
 
 def test_links_inside_the_project_keep_working(tmp_path: Path) -> None:

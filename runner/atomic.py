@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _temp_beside(path: Path) -> Path:
@@ -12,15 +15,24 @@ def _temp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
 
 
-def write_atomically(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``."""
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A binary file whose content replaces ``path`` when the block ends without an error (a
+    temp file beside it, renamed over it); on an error ``path`` is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
     try:
-        tmp.write_bytes(data if isinstance(data, bytes) else data.encode(encoding))
+        with open(tmp, "wb") as out:
+            yield out
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``."""
+    with replacing(path) as out:
+        out.write(data if isinstance(data, bytes) else data.encode(encoding))
 
 
 def copy_atomically(source: Path, target: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,7 +14,14 @@ def runner_home() -> Path:
 
     A home runner cannot create or write (a file, a read-only file system) is a RunnerError.
     """
-    home = Path(os.environ.get("RUNNER_HOME") or Path.home() / ".runner").expanduser()
+    return _checked_home(os.environ.get("RUNNER_HOME") or str(Path.home() / ".runner"))
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_home(given: str) -> Path:
+    # once per process and value: a run asks for its home a dozen times, each a mkdir, an
+    # access() and a realpath; an error is not cached (lru_cache keeps only results)
+    home = Path(given).expanduser()
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -8,12 +8,13 @@ their runner went away are asked about in one batch per backend, at most once pe
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.atomic import replacing
 from runner.backend import LOST, ExitInfo, RunRef, Verdict, available_backends, load_backend
 from runner.errors import RunnerError
 from runner.home import artifacts_root, run_artifacts_dir
@@ -136,16 +137,11 @@ def keep_backend_logs(run: LiveRun) -> None:
     (the runner that died streamed only a prefix). Best effort: the old log stays on failure."""
     from runner.execution.orchestrator import LOG_FILE
 
-    target = run_artifacts_dir(run.run_id) / LOG_FILE
-    tmp = target.with_name(f".{LOG_FILE}.{os.getpid()}.tmp")
-    try:
+    with suppress(RunnerError, OSError):
         handle = load_backend(run.backend).attach(ref_of(run))
-        with open(tmp, "wb") as out:
+        with replacing(run_artifacts_dir(run.run_id) / LOG_FILE) as out:
             for chunk in handle.logs():
                 out.write(chunk.data)
-        os.replace(tmp, target)
-    except (RunnerError, OSError):
-        tmp.unlink(missing_ok=True)
 
 
 def _lost_reason(run: LiveRun, released: bool) -> str:

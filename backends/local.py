@@ -9,13 +9,33 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-from backends.local_processes import Recorded, RunCgroup, RunProcesses, end_recorded, enter_cgroup
-from runner.backend import LOST, BaseBackend, ExitInfo, LogChunk, Prepared, RunRef, Verdict
+from backends.cgroup_warmup import keep_warm
+from backends.local_processes import (
+    Recorded,
+    RunCgroup,
+    RunProcesses,
+    end_recorded,
+    enter_cgroup,
+    own_cgroup,
+)
+from runner.backend import (
+    LOST,
+    BaseBackend,
+    ExitInfo,
+    LaunchRequest,
+    LogChunk,
+    Prepared,
+    RunRef,
+    Verdict,
+)
 from runner.errors import BackendError
 from runner.procinfo import boot_id, process_start_time
 from runner.status import RunStatus
+
+if TYPE_CHECKING:
+    from runner.project.records import ProjectSpec
 
 _CHUNK = 65536
 QUEUE_CHUNKS = 16  # output read but not yet taken: at most 1 MiB, the reader waits past that
@@ -44,6 +64,12 @@ def _pre_exec(cgroup: RunCgroup | None) -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return hook
+
+
+def _warm_cgroup_migration() -> None:
+    own = own_cgroup()
+    if own is not None:
+        keep_warm(str(own / "cgroup.procs"))
 
 
 def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -159,6 +185,14 @@ class LocalBackend(BaseBackend):
     """
 
     name = "local"
+
+    def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:
+        """A launch is coming: the child's move into its cgroup should not wait on the kernel."""
+        _warm_cgroup_migration()
+
+    def prepare(self, request: LaunchRequest) -> Prepared:
+        _warm_cgroup_migration()  # again: an environment build may have taken longer
+        return Prepared(request)
 
     def launch(self, prepared: Prepared) -> LocalRunHandle:
         request = prepared.request

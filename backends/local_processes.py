@@ -32,7 +32,7 @@ class RunCgroup:
 
     @classmethod
     def create(cls, run_id: str) -> RunCgroup | None:
-        own = _own_cgroup()
+        own = own_cgroup()
         if own is None:
             return None
         path = own / f"runner-{run_id}-{uuid.uuid4().hex[:8]}"
@@ -59,7 +59,7 @@ class RunCgroup:
             self.path.rmdir()
 
 
-def _own_cgroup() -> Path | None:
+def own_cgroup() -> Path | None:
     """The directory of this process's cgroup v2 group, if cgroup v2 is mounted."""
     try:
         with open("/proc/self/cgroup") as f:

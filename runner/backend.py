@@ -32,7 +32,7 @@ import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from runner.errors import BackendError
 from runner.status import RunStatus
@@ -46,8 +46,7 @@ Transport = Literal["journal", "http"]
 NO_CONFIG: Mapping[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
-@dataclass(frozen=True, slots=True)
-class LogChunk:
+class LogChunk(NamedTuple):
     stream: Literal["stdout", "stderr"]
     data: bytes
 
@@ -89,8 +88,7 @@ class Prepared:
     facts: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class RunRef:
+class RunRef(NamedTuple):
     """A recorded run as a backend sees it when re-opening or reconciling it (no store access)."""
 
     run_id: str
@@ -99,8 +97,7 @@ class RunRef:
     artifacts_dir: Path
 
 
-@dataclass(frozen=True)
-class ExitInfo:
+class ExitInfo(NamedTuple):
     """How a run's process ended: its status and, when known, exit code and reason."""
 
     status: RunStatus

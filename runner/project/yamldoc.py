@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 KeyPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Mark:
+class Mark(NamedTuple):
     """A 1-based line:column position in the source file."""
 
     line: int
@@ -20,8 +18,7 @@ class Mark:
         return f"{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
-class YamlDoc:
+class YamlDoc(NamedTuple):
     """A parsed document: plain JSON-like ``data`` plus where every key came from.
 
     ``marks`` maps a key path such as ``("entry_points", "main", "command")`` (list items are

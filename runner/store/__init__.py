@@ -71,8 +71,7 @@ class RunPage(NamedTuple):
     next_token: str | None  # pass as ``page_token`` for the next page; None on the last one
 
 
-@dataclass(frozen=True)
-class LiveRun:
+class LiveRun(NamedTuple):
     """A run in SCHEDULED or RUNNING state, with what is needed to tell if its runner lives."""
 
     run_id: str

@@ -13,12 +13,15 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from runner.atomic import write_atomically
 from runner.home import runner_home
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# scanned together: the run path asks for both, and one cache file is one read
+KNOWN_GROUPS = ("runner.backends", "runner.env_managers")
 
 
 def _installed_state() -> list[list[Any]]:
@@ -33,31 +36,44 @@ def _installed_state() -> list[list[Any]]:
     return state
 
 
-def _scan(group: str) -> dict[str, str]:
+def _scan(groups: Iterable[str]) -> dict[str, dict[str, str]]:
     from importlib.metadata import entry_points
 
-    found: dict[str, str] = {}
-    for ep in entry_points(group=group):
-        found.setdefault(ep.name, ep.value)  # first on sys.path wins, as imports do
+    found: dict[str, dict[str, str]] = {}
+    for group in groups:
+        eps = found.setdefault(group, {})
+        for ep in entry_points(group=group):
+            eps.setdefault(ep.name, ep.value)  # first on sys.path wins, as imports do
     return found
+
+
+_memo: tuple[list[Any], dict[str, dict[str, str]]] | None = None
 
 
 def entry_points_of(group: str) -> dict[str, str]:
     """Map name → "module:attribute" for ``group``, from the cache when it is current."""
-    state = _installed_state()
-    key = [CACHE_VERSION, sys.executable, state]
+    global _memo
+    key = [CACHE_VERSION, sys.executable, _installed_state()]
+    if _memo is None or _memo[0] != key or group not in _memo[1]:
+        _memo = (key, _cached(key, group))
+    return dict(_memo[1][group])  # a second lookup in the same process reads no file
+
+
+def _cached(key: list[Any], group: str) -> dict[str, dict[str, str]]:
     # one file per interpreter and path list, so `python -m runner` and the script don't thrash
-    paths = hashlib.sha256(json.dumps([sys.executable, [p for p, _ in state]]).encode())
-    cache = runner_home() / "cache" / f"entry-points-{group}-{paths.hexdigest()[:16]}.json"
+    paths = hashlib.sha256(json.dumps([sys.executable, [p for p, _ in key[2]]]).encode())
+    cache = runner_home() / "cache" / f"entry-points-{paths.hexdigest()[:16]}.json"
     try:
         data = json.loads(cache.read_text())
         if data["key"] == key:
-            return dict(data["entry_points"])
-    except (OSError, ValueError, KeyError, TypeError):
+            found = {name: dict(eps) for name, eps in data["groups"].items()}
+            if group in found:
+                return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    found = _scan(group)
+    found = _scan({*KNOWN_GROUPS, group})
     with contextlib.suppress(OSError):  # a read-only home only costs the scan next time
-        write_atomically(cache, json.dumps({"key": key, "entry_points": found}))
+        write_atomically(cache, json.dumps({"key": key, "groups": found}))
     return found
 
 

@@ -27,12 +27,14 @@ def test_cached_until_a_package_is_installed(
     first = plugins.entry_points_of("runner.backends")
     assert first["local"] == "backends.local:LocalBackend"
 
-    def no_scan(group: str) -> dict[str, str]:
+    def no_scan(groups: object) -> dict[str, dict[str, str]]:
         raise AssertionError("scanned although nothing changed")
 
     real_scan = plugins._scan
     monkeypatch.setattr(plugins, "_scan", no_scan)
+    monkeypatch.setattr(plugins, "_memo", None)  # a new process: only the cache file is left
     assert plugins.entry_points_of("runner.backends") == first
+    assert plugins.entry_points_of("runner.env_managers")["uv"].startswith("runner.envs.python")
 
     time.sleep(0.01)  # a distinct directory mtime
     _install(site, "extra")

@@ -143,8 +143,14 @@ class LocalArtifactStore:
 
     def write(self, run_id: str, path: str, data: BinaryIO) -> int:
         target = self._file(run_id, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         self._contained(run_id, target.parent)  # a folder on the way may be a symlink
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ArtifactError(
+                f"artifact {path!r} cannot be written: a file is in the way of its folder"
+            ) from exc
+        self._contained(run_id, target.parent)
         if target.is_dir():
             raise ArtifactError(f"artifact {path!r} is a folder; cannot write a file there")
         # temp file + rename: a reader never sees half a file, a failed upload leaves nothing

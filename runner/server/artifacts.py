@@ -281,9 +281,23 @@ class S3ArtifactStore:
                 entries.append(ArtifactEntry(folder["Prefix"][len(base) :].rstrip("/"), True, None))
             for item in page.get("Contents", []):
                 entries.append(ArtifactEntry(item["Key"][len(base) :], False, int(item["Size"])))
+        if not entries and relative:
+            # ``path`` may name a file, which lists as itself (as in a local folder)
+            return _s3_file(self.client, self.bucket, self._key(run_id, relative), relative)
         return sorted(entries, key=lambda entry: entry.path)
+
 
     def _key(self, run_id: str, relative: str) -> str:
         parts = [self.prefix, check_run_id(run_id), FILES]
         base = "/".join(part for part in parts if part) + "/"
         return base + relative
+
+
+def _s3_file(client: Any, bucket: str, key: str, relative: str) -> list[ArtifactEntry]:
+    from botocore.exceptions import ClientError
+
+    try:
+        found = client.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return []
+    return [ArtifactEntry(relative, False, int(found["ContentLength"]))]

@@ -286,7 +286,6 @@ class S3ArtifactStore:
             return _s3_file(self.client, self.bucket, self._key(run_id, relative), relative)
         return sorted(entries, key=lambda entry: entry.path)
 
-
     def _key(self, run_id: str, relative: str) -> str:
         parts = [self.prefix, check_run_id(run_id), FILES]
         base = "/".join(part for part in parts if part) + "/"

@@ -15,7 +15,7 @@ COOKIE = "runner_ui_session"
 UI_PREFIX = "/ui/"
 LOGIN_PATH = "/ui/login"
 # the login form and its stylesheet need no token
-_STATIC_FILE = re.compile(r"/ui/static/[a-z0-9_-]+\.(?:css|js)")
+_STATIC_FILE = re.compile(r"/ui/static/[a-z0-9_-]+\.(?:css|js|svg)")
 
 
 def session_value(token: bytes) -> str:

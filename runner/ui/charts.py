@@ -9,8 +9,10 @@ from typing import NamedTuple
 from markupsafe import Markup, escape
 
 from runner.store import MetricPoint
+from runner.store.summary import Bucket, MetricSummary
 
-MAX_DRAWN = 1000  # points per series drawn; more cannot be told apart on a chart this wide
+MAX_DRAWN = 1000  # points per series drawn exactly; longer ones are drawn from buckets
+BUCKETS = 400  # buckets of a long series: two points each at most, about one per screen pixel
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 36
 COLOURS = ("#1f6fb4", "#d2561e", "#2a8a3a", "#8a3ab0", "#b0303a", "#4b5a6a", "#a07800")
@@ -19,51 +21,57 @@ DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 4", "10 4", "4 2 1 2")
 
 
 class Series(NamedTuple):
-    """One line: a label, its (x, y) points in x order, and how many points were logged."""
+    """One line: a label, its (x, y, hover text) points in x order, how many were logged."""
 
     label: str
-    points: list[tuple[float, float]]
+    points: list[tuple[float, float, str]]
     total: int
 
 
-def series_of(label: str, history: Iterable[MetricPoint], x_axis: str) -> Series:
-    """The points of a metric history; NaN values are left out (a gap is drawn as a join)."""
-    points: list[tuple[float, float]] = []
+def exact_series(label: str, history: Iterable[MetricPoint], x_axis: str) -> Series:
+    """Every point of a short history; NaN and infinite values are left out (drawn as a join)."""
+    points: list[tuple[float, float, str]] = []
     total = 0
     first_time: float | None = None
     for point in history:
         total += 1
         if point.value is None or not math.isfinite(point.value):
             continue
+        x: float = point.step
         if x_axis == "time":
             first_time = point.timestamp if first_time is None else first_time
-            points.append(((point.timestamp - first_time) / 1000.0, point.value))
-        else:
-            points.append((float(point.step), point.value))
-    if x_axis == "time":
-        points.sort()
-    return Series(label, downsample(points, MAX_DRAWN), total)
+            x = (point.timestamp - first_time) / 1000.0
+        points.append((x, point.value, f"{label} @ {_number(x)}: {_number(point.value)}"))
+    points.sort(key=lambda p: p[0])
+    return Series(label, points, total)
 
 
-def downsample(points: list[tuple[float, float]], budget: int) -> list[tuple[float, float]]:
-    """At most ``budget`` points keeping the shape: each bucket's lowest and highest point.
-
-    Min-max buckets keep every spike a plain stride would skip (a loss blowing up once in
-    100,000 steps still shows), in x order.
-    """
-    if len(points) <= budget:
-        return points
-    buckets = max(1, budget // 2)
-    size = len(points) / buckets
-    kept: list[tuple[float, float]] = []
-    for index in range(buckets):
-        bucket = points[int(index * size) : int((index + 1) * size)]
-        if not bucket:
+def bucket_series(label: str, summary: MetricSummary, x_axis: str) -> Series:
+    """A long history drawn from its buckets: each bucket's lowest and highest value, in the
+    order the line runs (down then up, or up then down, towards the next bucket)."""
+    buckets = [b for b in summary.buckets if math.isfinite(b.low) and math.isfinite(b.high)]
+    origin = buckets[0].first if buckets and x_axis == "time" else 0
+    scale = 1000.0 if x_axis == "time" else 1.0
+    unit = "ms" if x_axis == "time" else "steps"
+    points: list[tuple[float, float, str]] = []
+    for index, bucket in enumerate(buckets):
+        first, last = (bucket.first - origin) / scale, (bucket.last - origin) / scale
+        where = f"{label}, {unit} {bucket.first}-{bucket.last}" if x_axis != "time" else label
+        note = (
+            f"{where} ({_number(first)}-{_number(last)}): {bucket.points} points,"
+            f" lowest {_number(bucket.low)}, highest {_number(bucket.high)}"
+        )
+        if bucket.low == bucket.high:
+            points.append((first, bucket.low, note))
             continue
-        low = min(bucket, key=lambda p: p[1])
-        high = max(bucket, key=lambda p: p[1])
-        kept.extend(sorted({low, high}))
-    return kept
+        rising = index + 1 < len(buckets) and _middle(buckets[index + 1]) > _middle(bucket)
+        ends = (bucket.low, bucket.high) if rising else (bucket.high, bucket.low)
+        points += [(first, ends[0], note), (last, ends[1], note)]
+    return Series(label, points, summary.total)
+
+
+def _middle(bucket: Bucket) -> float:
+    return (bucket.low + bucket.high) / 2
 
 
 class Frame(NamedTuple):
@@ -84,8 +92,8 @@ class Frame(NamedTuple):
 
 
 def frame_of(series: Sequence[Series]) -> Frame | None:
-    xs = [x for one in series for x, _ in one.points]
-    ys = [y for one in series for _, y in one.points]
+    xs = [x for one in series for x, _, _ in one.points]
+    ys = [y for one in series for _, y, _ in one.points]
     if not xs:
         return None
     return Frame(min(xs), max(xs), min(ys), max(ys))
@@ -111,13 +119,12 @@ def line_chart(series: Sequence[Series], x_axis: str, title: str) -> Markup:
 
 def _line(one: Series, frame: Frame, index: int) -> str:
     colour, dash = COLOURS[index % len(COLOURS)], DASHES[index % len(DASHES)]
-    coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in one.points)
+    coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y, _ in one.points)
     dashing = f' stroke-dasharray="{dash}"' if dash else ""
     dots = "".join(
         f'<circle class="pt" cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="2.5"'
-        f' fill="{colour}"><title>{escape(one.label)} @ {_number(x)}: {_number(y)}</title>'
-        "</circle>"
-        for x, y in one.points
+        f' fill="{colour}"><title>{escape(note)}</title></circle>'
+        for x, y, note in one.points
     )
     return (
         f'<g class="series" data-label="{escape(one.label)}" data-points="{one.total}"'

@@ -61,6 +61,8 @@ def parse_filter(text: str) -> Filters:
         else:
             (params if kind == "params" else tags)[_needs_key(kind, key)] = value
         position = found.end()
+        if position >= len(text) and found["end"]:
+            raise FilterError("the filter ends with 'and': a term must follow it")
     if len(params) + len(tags) + len(metrics) > MAX_TERMS:
         raise FilterError(f"a filter takes at most {MAX_TERMS} param, tag and metric terms")
     return Filters(status, params, tags, tuple(metrics))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.datastructures import QueryParams
 from starlette.responses import Response, StreamingResponse
@@ -86,11 +86,16 @@ class Views:
             "is_workflow": record.tags.get("runner.kind") in ("workflow", "sweep"),
         }
 
+    def _series(self, run_id: str, key: str, x_axis: str, label: str) -> charts.Series:
+        """Every point of a short history; a long one's buckets, summarised in the store."""
+        axis: Literal["step", "timestamp"] = "timestamp" if x_axis == "time" else "step"
+        summary = self.store.metric_summary(run_id, key, axis, charts.BUCKETS)
+        if summary.total <= charts.MAX_DRAWN:
+            return charts.exact_series(label, self.store.metric_history(run_id, key), x_axis)
+        return charts.bucket_series(label, summary, x_axis)
+
     def _chart(self, record: RunRecord, keys: list[str], x_axis: str) -> Any:
-        series = [
-            charts.series_of(key, self.store.metric_history(record.run_id, key), x_axis)
-            for key in keys
-        ]
+        series = [self._series(record.run_id, key, x_axis, key) for key in keys]
         title = f"{', '.join(keys)} by {x_axis}"
         return {"svg": charts.line_chart(series, x_axis, title), "legend": charts.legend(series)}
 
@@ -208,11 +213,7 @@ class Views:
 
     def _compare_chart(self, runs: list[RunRecord], key: str, x_axis: str) -> Any:
         series = [
-            charts.series_of(
-                f"{run.run_name or run.run_id[:8]} ({run.run_id[:8]})",
-                self.store.metric_history(run.run_id, key),
-                x_axis,
-            )
+            self._series(run.run_id, key, x_axis, f"{run.run_name or run.run_id[:8]}")
             for run in runs
             if key in run.metrics
         ]

@@ -34,10 +34,17 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
-def new_run(store: SqlRunStore, name: str, params: dict[str, str], **extra: Any) -> str:
+def new_run(
+    store: SqlRunStore,
+    name: str,
+    params: dict[str, str],
+    *,
+    tags: dict[str, str] | None = None,
+    dirty: bool = False,
+) -> str:
     run_id = store.create_run(
         NewRun(
-            experiment=extra.pop("experiment", "training"),
+            experiment="training",
             entry_point="train",
             command=f"python train.py {' '.join(f'--{k} {v}' for k, v in params.items())}",
             backend="local",
@@ -46,7 +53,8 @@ def new_run(store: SqlRunStore, name: str, params: dict[str, str], **extra: Any)
                 "uri": "https://example.invalid/team/model.git",
                 "commit": "0123456789abcdef0123456789abcdef01234567",
                 "repo_url": "https://example.invalid/team/model.git",
-                "dirty": False,
+                "dirty": dirty,
+                "diff_digest": "5e" * 32 if dirty else None,
             },
             environment={
                 "manager": "uv",
@@ -55,7 +63,7 @@ def new_run(store: SqlRunStore, name: str, params: dict[str, str], **extra: Any)
                 "lock": "numpy==2.1.0\nscikit-learn==1.5.2",
             },
             run_name=name,
-            tags=extra.pop("tags", {}),
+            tags=tags or {},
         )
     )
     store.start_run(run_id)
@@ -127,28 +135,47 @@ def test_a_wrong_filter_says_what_it_could_not_read(store: SqlRunStore, browser:
         screenshot(browser, "runs_table_bad_filter")
 
 
-def test_a_run_page_draws_each_metric_with_its_points(store: SqlRunStore, browser: Any) -> None:
+def test_a_run_page_draws_each_metric_with_its_points(
+    store: SqlRunStore, browser: Any, runner_home: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
-    run_id = new_run(store, "charted", {"alpha": "0.5", "epochs": "40"}, tags={"team": "vision"})
+    params = {"alpha": "0.5", "epochs": "40"}
+    run_id = new_run(store, "charted", params, tags={"team": "vision"}, dirty=True)
     losses(store, run_id, 2.0, 40)
-    store.log_metrics(
-        run_id, [("accuracy", 0.5 + step / 50, step, 1_700_000_000_000) for step in range(25)]
-    )
+    accuracy = [("accuracy", 0.5 + step / 50, step, 1_700_000_000_000) for step in range(25)]
+    store.log_metrics(run_id, accuracy)
     finish(store, run_id)
+    kept = runner_home / "artifacts" / run_id
+    (kept / "files" / "model").mkdir(parents=True)
+    (kept / "files" / "model" / "metrics.json").write_text('{"loss": 0.05}\n')
+    (kept / "git-diff.patch").write_text("--- a/train.py\n+++ b/train.py\n-lr = 0.1\n+lr = 0.5\n")
+    (kept / "output.log").write_text(
+        "".join(f"epoch {e}: loss {2.0 / (e + 1):.3f}\n" for e in range(40))
+    )
     with serving(Settings()) as url:
         browser.get(f"{url}/ui/runs/{run_id}")
         loss = browser.find_element(By.CSS_SELECTOR, "[data-metric=loss] g.series")
         assert loss.get_attribute("data-points") == "40"
         assert len(loss.find_elements(By.CSS_SELECTOR, "circle.pt")) == 40
-        accuracy = browser.find_element(By.CSS_SELECTOR, "[data-metric=accuracy] g.series")
-        assert len(accuracy.find_elements(By.CSS_SELECTOR, "circle.pt")) == 25
+        accuracy_line = browser.find_element(By.CSS_SELECTOR, "[data-metric=accuracy] g.series")
+        assert len(accuracy_line.find_elements(By.CSS_SELECTOR, "circle.pt")) == 25
         first = loss.find_element(By.CSS_SELECTOR, "circle.pt title")
         assert first.get_attribute("textContent") == "loss @ 0: 2"  # the hover value
         facts = browser.find_element(By.CSS_SELECTOR, "#provenance").text
         assert "0123456789abcdef0123456789abcdef01234567" in facts and "3.11.9" in facts
+        assert "yes (uncommitted changes)" in facts
+        browser.find_element(By.XPATH, "//summary[starts-with(., 'Uncommitted')]").click()
+        assert "+lr = 0.5" in browser.find_element(By.CSS_SELECTOR, "pre.diff").text
+        assert "epoch 39: loss 0.050" in browser.find_element(By.ID, "log").text
         assert console_errors(browser) == []
         full_page_screenshot(browser, "run_page")
+
+        browser.find_element(By.LINK_TEXT, "model/").click()
+        browser.find_element(By.LINK_TEXT, "model/metrics.json").click()
+        assert browser.find_element(By.CSS_SELECTOR, "pre.artifact").text == '{"loss": 0.05}'
+        assert "15 bytes" in browser.find_element(By.TAG_NAME, "main").text
+        assert console_errors(browser) == []
 
         overlay = f"{url}/ui/runs/{run_id}?x=time&metric=loss&metric=accuracy"
         browser.get(overlay)

@@ -196,3 +196,12 @@ def test_the_cli_says_when_the_server_is_down(tmp_path: Path) -> None:
     assert listed.returncode == 1
     assert f"error: the tracking server {url} cannot be reached: ConnectionError" in listed.stderr
     assert "hint: start it with `runner server`" in listed.stderr
+
+
+def test_a_server_is_no_store_for_a_server(tmp_path: Path) -> None:
+    served = run_cli("server", "--port", str(free_port()), env={"RUNNER_TRACKING_URI": "http://x"})
+    assert served.returncode == 1
+    assert (
+        "error: the tracking server needs a database store (sqlite:///... or postgresql://...)"
+        in served.stderr
+    )

@@ -60,6 +60,7 @@ def full_page_screenshot(driver: Any, name: str, width: int = 1280) -> Path:
     """The whole page, however long (the window is resized to the document first)."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, min(int(height) + 40, 6000))
+    driver.execute_script("window.scrollTo(0, 0)")
     return screenshot(driver, name)
 
 

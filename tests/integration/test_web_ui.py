@@ -377,3 +377,28 @@ def test_pages_fit_a_narrow_screen(store: SqlRunStore) -> None:
             assert console_errors(narrow) == []
         screenshot(narrow, "run_page_narrow")
     time.sleep(0)  # nothing left running: the context managers above stopped both
+
+
+def test_running_runs_refresh_in_the_table_without_a_reload(
+    store: SqlRunStore, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    done = new_run(store, "done", {"alpha": "1"})
+    finish(store, done)
+    live = new_run(store, "live", {"alpha": "2"})
+    with serving(Settings()) as url:
+        browser.get(f"{url}/ui/runs")
+        browser.find_element(By.CSS_SELECTOR, f"input[value='{done}']").click()
+        browser.execute_script("document.body.dataset.marker = 'same page'")
+        row = f"#runs-body tr[data-run='{live}'] .status"
+        assert "RUNNING" in browser.find_element(By.CSS_SELECTOR, row).text
+        store.log_metrics(live, [("loss", 0.25, 0, 1_700_000_000_000)])
+        finish(store, live)
+        wait_until(
+            lambda: "FINISHED" in browser.find_element(By.CSS_SELECTOR, row).text,
+            what="the row to show the run's end",
+        )
+        assert browser.execute_script("return document.body.dataset.marker") == "same page"
+        assert browser.find_element(By.CSS_SELECTOR, f"input[value='{done}']").is_selected()
+        assert console_errors(browser) == []

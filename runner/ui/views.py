@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from runner.errors import RunnerError
 from runner.server.artifacts import LocalArtifactStore, contained_artifact_path
 from runner.server.http import BadRequest, Conflict
-from runner.store import RunRecord
+from runner.store import MetricPoint, RunRecord
 from runner.ui import charts, provenance
 from runner.ui.filters import parse_filter, run_query
 from runner.ui.table import TableRequest, load_table
@@ -59,6 +59,7 @@ class Views:
             "limit": limit,
             "sizes": PAGE_SIZES,
             "here": here,
+            "request_query": set(query.keys()),
             "live": any(not run.status.is_terminal for run in table.runs),
         }
 
@@ -111,7 +112,7 @@ class Views:
         )
         points = list(history)
         more = len(points) > VALUES_PAGE
-        points = points[:VALUES_PAGE]
+        points = _whole_steps(points[:VALUES_PAGE], points[VALUES_PAGE]) if more else points
         next_step = points[-1].step if more and points else None
         return {"run": record, "key": key, "points": points, "next_step": next_step}
 
@@ -243,6 +244,16 @@ def _rows(mappings: list[Mapping[str, Any]]) -> list[tuple[str, list[str], bool]
         values = ["" if m.get(key) is None else str(m.get(key)) for m in mappings]
         rows.append((key, values, len(set(values)) > 1))
     return rows
+
+
+def _whole_steps(points: list[MetricPoint], following: MetricPoint) -> list[MetricPoint]:
+    """A full page, without its last step if that step goes on past the page: the next page
+    starts after a step, so a step is never split between two pages (unless it fills one)."""
+    last = points[-1].step
+    if following.step != last:
+        return points
+    kept = [point for point in points if point.step != last]
+    return kept or points
 
 
 def _parents(relative: str) -> list[tuple[str, str]]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from runner.store import NewRun
 from runner.store.core import SqlRunStore
 from runner.store.open import open_store
-from runner.ui import charts
+from runner.ui import charts, provenance
 from runner.ui.filters import FilterError, parse_filter, run_query
 
 
@@ -106,3 +107,37 @@ def test_chart_labels_are_escaped() -> None:
 def test_an_empty_chart_says_so() -> None:
     svg = str(charts.line_chart([charts.Series("m", [], 3)], "step", "m"))
     assert "no values" in svg
+
+
+def test_a_log_read_in_chunks_never_splits_a_character(tmp_path: Path) -> None:
+    text = "naïve → ünïcode ✓\n" * 50
+    (tmp_path / provenance.LOG_FILE).write_bytes(text.encode())
+    pieces, offset = [], 0
+    while True:
+        chunk = provenance.read_log(tmp_path, offset, 7)  # 7 bytes: cuts inside characters
+        if not chunk.text and chunk.offset == offset:
+            break
+        pieces.append(chunk.text)
+        offset = chunk.offset
+    assert "".join(pieces) == text
+    tail = provenance.read_log(tmp_path, -20, 20)
+    assert tail.start == len(text.encode()) - 20 and tail.text.endswith("✓\n")
+    assert provenance.read_log(tmp_path / "absent", 0, 10) == ("", 0, 0)
+
+
+def test_a_page_of_values_never_splits_a_step(store: SqlRunStore) -> None:
+    from starlette.datastructures import QueryParams
+
+    from runner.server.artifacts import open_artifact_store
+    from runner.ui.views import VALUES_PAGE, Views
+
+    run_id = a_run(store)
+    # 999 steps of one point, then step 999 logged three times: it straddles the page's end
+    points = [("m", float(s), s, s) for s in range(999)] + [("m", 9.0, 999, t) for t in range(3)]
+    store.log_metrics(run_id, [*points, ("m", 1.0, 1000, 0)])
+    views = Views(store, open_artifact_store(None))
+    first = views.values(run_id, QueryParams("key=m"))
+    assert len(first["points"]) == VALUES_PAGE - 1 and first["next_step"] == 998
+    second = views.values(run_id, QueryParams("key=m&after_step=998"))
+    assert [p.step for p in second["points"]] == [999, 999, 999, 1000]
+    assert second["next_step"] is None

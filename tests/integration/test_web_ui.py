@@ -218,6 +218,8 @@ def test_compare_marks_the_parameter_that_differs(store: SqlRunStore, browser: A
     for run_id, start in ((low, 1.0), (high, 4.0)):
         losses(store, run_id, start, 30)
         finish(store, run_id)
+    rebuilt = {"manager": "uv", "key": "7a" * 32, "python": "3.12.4", "lock": "numpy==2.2.0"}
+    store.update_run(high, environment=rebuilt)
     with serving(Settings()) as url:
         browser.get(f"{url}/ui/runs")
         for run_id in (low, high):
@@ -233,6 +235,12 @@ def test_compare_marks_the_parameter_that_differs(store: SqlRunStore, browser: A
         assert lr.text.split()[-2:] == ["0.1", "0.01"]  # newest first, as selected
         lines = browser.find_elements(By.CSS_SELECTOR, "[data-metric=loss] g.series")
         assert [line.get_attribute("data-points") for line in lines] == ["30", "30"]
+        env = {
+            row.get_attribute("data-key"): row.get_attribute("class")
+            for row in browser.find_elements(By.CSS_SELECTOR, "#compare-env tbody tr")
+        }
+        assert env["env.python"] == env["env.key"] == env["env.lock"] == "differs"
+        assert env["env.manager"] == env["source.commit"] == env["entry point"] == "same"
         finals = browser.find_element(By.CSS_SELECTOR, "#compare-metrics tbody tr").text
         assert finals.split() == ["loss", "0.133333", "0.0333333"]
         assert console_errors(browser) == []
@@ -401,4 +409,35 @@ def test_running_runs_refresh_in_the_table_without_a_reload(
         )
         assert browser.execute_script("return document.body.dataset.marker") == "same page"
         assert browser.find_element(By.CSS_SELECTOR, f"input[value='{done}']").is_selected()
+        assert console_errors(browser) == []
+
+
+def test_the_keyboard_reaches_the_content_and_shows_where_it_is(
+    store: SqlRunStore, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run_id = new_run(store, "keys", {"alpha": "1"})
+    finish(store, run_id)
+    with serving(Settings()) as url:
+        browser.get(f"{url}/ui/runs")
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        skip = browser.switch_to.active_element
+        assert skip.text == "Skip to content" and skip.get_attribute("href").endswith("#main")
+        skip.send_keys(Keys.ENTER)
+        assert browser.switch_to.active_element.get_attribute("id") == "main"
+        for _ in range(12):  # on through the form to the first sortable column
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            if browser.switch_to.active_element.text == "Run":
+                break
+        focused = browser.switch_to.active_element
+        assert focused.text == "Run" and "sort=name" in focused.get_attribute("href")
+        outline = browser.execute_script(
+            "return getComputedStyle(document.activeElement).outlineStyle"
+        )
+        assert outline == "solid"  # focus is visible, not left to the browser's default
+        focused.send_keys(Keys.ENTER)
+        wait_until(lambda: "sort=name" in browser.current_url, what="the sort by keyboard")
         assert console_errors(browser) == []

@@ -12,4 +12,5 @@ MODULES = (
     "workflow",
     "concurrent_runs",
     "server_api",
+    "ui_pages",
 )

@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def _routes(store: Store, artifacts: ArtifactStore, settings: Settings) -> list[BaseRoute]:
-    from runner.server.routes import api_routes
+    from runner.server.routes import api_routes, sql_store
 
     routes = api_routes(store, artifacts, settings)
     # The MLflow-compatible routes live in their own module (and branch) until it is merged.
@@ -69,4 +69,7 @@ def _routes(store: Store, artifacts: ArtifactStore, settings: Settings) -> list[
         from runner.server import mlflow  # type: ignore[attr-defined, unused-ignore]
 
         routes += mlflow.mlflow_routes(store, artifacts)
+    from runner.ui.pages import ui_routes  # the web UI (issue 15), after the API's routes
+
+    routes += ui_routes(sql_store(store), artifacts, settings)
     return routes

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runner.ui import session
+
 if TYPE_CHECKING:
     from runner.server.app import Settings
 
@@ -34,8 +36,11 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        refusal = self._refusal(headers)
+        refusal = self._refusal(headers, scope)
         if refusal is not None:
+            if refusal[0] == 401 and session.is_ui(scope["path"]):
+                await _to_login(send)  # a browser is sent to the form that takes the token
+                return
             await _refuse(send, *refusal)
             return
         limit = self._limit(scope)
@@ -48,13 +53,15 @@ class SecurityMiddleware:
             return
         await self._capped(scope, receive, send, limit)
 
-    def _refusal(self, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    def _refusal(self, headers: dict[str, str], scope: Scope) -> tuple[int, str, str] | None:
         if not self._host_allowed(headers.get("host", "")):
             return 403, "host-not-allowed", "the Host header names a host this server refuses"
         origin = headers.get("origin")
         if origin is not None and not self._host_allowed(_origin_host(origin)):
             return 403, "origin-not-allowed", "requests from this Origin are refused"
-        if self.token is not None and not self._token_ok(headers.get("authorization", "")):
+        if self.token is not None and not (
+            self._token_ok(headers.get("authorization", "")) or self._ui_ok(scope, headers)
+        ):
             return 401, "unauthorized", "a valid token is required (Authorization: Bearer ...)"
         return None
 
@@ -65,6 +72,13 @@ class SecurityMiddleware:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode(), self.token
         )
+
+    def _ui_ok(self, scope: Scope, headers: dict[str, str]) -> bool:
+        """The web UI's login form, or a UI read with the session cookie (runner.ui.session)."""
+        assert self.token is not None
+        path = scope["path"]
+        cookie = headers.get("cookie", "")
+        return session.is_open(path) or session.cookie_ok(scope["method"], path, cookie, self.token)
 
     def _host_allowed(self, host_header: str) -> bool:
         allowed = self.settings.allowed_hosts
@@ -134,3 +148,9 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
         headers.append((b"www-authenticate", b'Bearer realm="runner"'))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+async def _to_login(send: Send) -> None:
+    headers = [(b"location", session.LOGIN_PATH.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})

@@ -23,7 +23,7 @@ from runner.store import statements as sql
 from runner.store.database import Database, Session
 
 if TYPE_CHECKING:  # the server's modules: not imported on the path of a plain `runner run`
-    from runner.store import keyed, search
+    from runner.store import keyed, search, summary
 
 HISTORY_PAGE = 1000  # metric points per read of metric_history
 _FIRST = (-(2**63), -1)  # (step, id) before every metric point
@@ -259,6 +259,17 @@ class SqlRunStore:
                 return
             cursor = (found[-1][0], found[-1][3])
             left = None if left is None else left - len(found)
+
+    def metric_summary(
+        self, run_id: str, key: str, axis: summary.Axis, buckets: int
+    ) -> summary.MetricSummary:
+        """A full run id's points of ``key`` in about ``buckets`` slices of ``axis``, with each
+        slice's extremes (for charts: a few hundred rows however long the history)."""
+        from runner.store import summary
+
+        with self._read() as session:
+            _status(session, run_id)
+            return summary.summarise(session, run_id, key, axis, buckets)
 
     def latest_metrics(self, run_id: str) -> dict[str, MetricPoint]:
         with self._read() as session:

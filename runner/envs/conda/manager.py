@@ -92,6 +92,12 @@ class CondaManager(BaseEnvManager):
             path=(str(prefix / "bin"),), variables={**read_activation(prefix), **variables}
         )
 
+    def commit_lock(self, spec: ProjectSpec, *, progress: Progress) -> Path:
+        """Solve afresh and write conda-lock.yml next to MLproject."""
+        if spec.env.kind != "conda_env":
+            return super().commit_lock(spec, progress=progress)
+        return write_project_lock(spec, progress)
+
 
 def _conda_spec(spec: ProjectSpec) -> CondaSpec:
     from runner.envs.conda.envfile import read_conda_spec

@@ -27,7 +27,7 @@ def conda_home() -> Path:
 def current_subdir() -> str:
     import rattler
 
-    return str(rattler.Platform.current())
+    return str(rattler.Subdir.current())
 
 
 def solve_conda(spec: CondaSpec, progress: Progress) -> CondaLock:

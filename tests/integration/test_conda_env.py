@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.envs import PreparedEnv
-from runner.envs.conda.condalock import LOCK_NAME
+from runner.envs.conda.envfile import LOCK_NAME
 from runner.envs.prepare import prepare_env
 from runner.envs.python.uvcmd import uv_bin
 from runner.errors import EnvBuildError, SpecError
@@ -66,7 +66,8 @@ def _isolated(uv_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def project(root: Path, channel: Path, deps: list[object], command: str = "true") -> ProjectSpec:
     conda = {"name": "t", "channels": [channel.as_uri()], "dependencies": deps}
-    mlproject = f"name: t\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: {json.dumps(command)}\n"
+    mlproject = "name: t\nconda_env: conda.yaml\nentry_points:\n  main:\n"
+    mlproject += f"    command: {json.dumps(command)}\n"
     write_project(root, {"MLproject": mlproject, "conda.yaml": json.dumps(conda)})
     return ProjectSpec(root, "t", EnvSpec(kind="conda_env", file=root / "conda.yaml"))
 

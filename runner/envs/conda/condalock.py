@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.envs.conda.envfile import LOCK_NAME
 from runner.envs.conda.lockdata import CondaLock, CondaPackage, PipPackage
 from runner.errors import SpecError
 
-LOCK_NAME = "conda-lock.yml"
 MAX_LOCK_BYTES = 20_000_000
 # conda-lock's metadata has no place for these; custom_metadata (strings) carries them.
 _INPUTS_KEY = "runner-inputs"

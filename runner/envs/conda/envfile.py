@@ -11,10 +11,11 @@ from runner.envs.digest import canonical_digest
 from runner.errors import SpecError
 from runner.project.records import ProjectSpec
 
+LOCK_NAME = "conda-lock.yml"  # the committed lock next to MLproject (`runner lock` writes it)
 DEFAULT_CHANNELS = ("conda-forge",)  # what MLflow uses for a project without an env file
 # A match spec reaches the solver only: refuse what no conda spec looks like (control
 # characters, a leading dash) so an error names the line instead of a solver crash.
-_MATCH_SPEC = re.compile(r"^[A-Za-z0-9_.:/\[\]\-][^\x00-\x1f]*$")
+_MATCH_SPEC = re.compile(r"^[A-Za-z0-9_.:/\[][^\x00-\x1f]*$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

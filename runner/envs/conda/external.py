@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -22,31 +21,7 @@ from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
 from runner.errors import EnvBuildError
 
-ENV_VAR = "RUNNER_CONDA_EXE"
-AUTO_NAMES = ("conda", "mamba", "micromamba")
 TIMEOUT = float(os.environ.get("RUNNER_CONDA_EXE_TIMEOUT", "3600"))
-
-
-def configured_exe() -> str | None:
-    """The executable to use, or None for rattler; a configured one that is missing is an error."""
-    value = os.environ.get(ENV_VAR, "").strip()
-    if not value:
-        return None
-    if value == "auto":
-        found = next(filter(None, map(shutil.which, AUTO_NAMES)), None)
-        if found is None:
-            raise EnvBuildError(
-                f"{ENV_VAR}=auto: none of {', '.join(AUTO_NAMES)} is on PATH",
-                hint=f"unset {ENV_VAR} to solve and install with rattler (no conda needed)",
-            )
-        return found
-    found = shutil.which(value)
-    if found is None:
-        raise EnvBuildError(
-            f"{ENV_VAR}: {value!r} is not an executable",
-            hint=f"unset {ENV_VAR} to solve and install with rattler (no conda needed)",
-        )
-    return found
 
 
 def solve_with(exe: str, spec: CondaSpec, subdir: str, progress: Progress) -> CondaLock:

@@ -27,8 +27,8 @@ class CondaManager(BaseEnvManager):
     def preflight(self, spec: ProjectSpec) -> None:
         """A committed conda-lock.yml leading out of the project, or a configured conda
         executable that is missing, is refused before a run exists."""
-        from runner.envs.conda.condalock import LOCK_NAME
-        from runner.envs.conda.external import configured_exe
+        from runner.envs.conda.envfile import LOCK_NAME
+        from runner.envs.conda.exe import configured_exe
         from runner.project.files import contained
 
         if os.path.lexists(spec.root / LOCK_NAME):
@@ -39,7 +39,7 @@ class CondaManager(BaseEnvManager):
         """The committed conda-lock.yml or a solve, remembered by spec, lock file and solver."""
         # Imported here: the registry loads every manager on every run, local ones too.
         from runner.envs.cache import remembered_lock
-        from runner.envs.conda.external import configured_exe
+        from runner.envs.conda.exe import configured_exe
 
         cspec = _conda_spec(spec)
         committed = _committed(spec.root, cspec)
@@ -106,11 +106,14 @@ def _conda_spec(spec: ProjectSpec) -> CondaSpec:
 
 
 def _committed(root: Path, cspec: CondaSpec) -> CommittedLock | None:
-    from runner.envs.conda.condalock import read_committed
+    from runner.envs.conda.envfile import LOCK_NAME
     from runner.envs.digest import platform_tag
 
-    if not os.path.lexists(root / "conda-lock.yml"):
+
+    if not os.path.lexists(root / LOCK_NAME):
         return None  # the usual case, one lstat: no platform probe, no rattler import
+    from runner.envs.conda.condalock import read_committed
+
     return read_committed(root, _subdir(platform_tag()), cspec.variables)
 
 
@@ -172,7 +175,7 @@ def _warnings(cspec: CondaSpec, committed: CommittedLock | None) -> tuple[str, .
 def write_project_lock(spec: ProjectSpec, progress: Progress) -> Path:
     """`runner lock` for a conda project: solve afresh and write conda-lock.yml."""
     from runner.envs.conda.condalock import write_lock
-    from runner.envs.conda.external import configured_exe
+    from runner.envs.conda.exe import configured_exe
 
     cspec = _conda_spec(spec)
     lock = replace(solve_spec(cspec, configured_exe(), progress), variables=cspec.variables)

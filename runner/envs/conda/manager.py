@@ -109,7 +109,6 @@ def _committed(root: Path, cspec: CondaSpec) -> CommittedLock | None:
     from runner.envs.conda.envfile import LOCK_NAME
     from runner.envs.digest import platform_tag
 
-
     if not os.path.lexists(root / LOCK_NAME):
         return None  # the usual case, one lstat: no platform probe, no rattler import
     from runner.envs.conda.condalock import read_committed

@@ -1,13 +1,19 @@
-"""Channel credentials (user, password, /t/ token) never reach a recorded lock or conda-lock.yml."""
+"""Channel credentials (user, password, /t/ token) never reach a recorded lock or conda-lock.yml;
+a committed conda-lock.yml that leads out of the project is never read."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.envs.conda.channels import redact, secrets_of, with_credentials
 from runner.envs.conda.condalock import render
+from runner.envs.conda.envfile import LOCK_NAME
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
+from tests.helpers import write_project
+from tests.security.test_project_containment import HINT, MAIN, SECRET, refusal_before_the_run
 
 _WORD = st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd")), min_size=1, max_size=16)
 _PATH = st.lists(_WORD, max_size=3).map("/".join)
@@ -37,3 +43,18 @@ def test_no_credential_survives_redaction(
     package_url = _package(public).url
     assert with_credentials(package_url, secrets) == _package(private).url
     assert with_credentials("file:///srv/other/x.conda", secrets) == "file:///srv/other/x.conda"
+
+
+def test_a_conda_lock_linked_out_of_the_project_is_never_read(
+    tmp_path: Path, runner_home: Path
+) -> None:
+    secret = tmp_path / "outside" / "conda-lock.yml"
+    secret.parent.mkdir()
+    secret.write_text(SECRET + "\n")
+    project = write_project(
+        tmp_path / "proj",
+        {"MLproject": f"conda_env: conda.yaml\n{MAIN}", "conda.yaml": "dependencies: [x]\n"},
+    )
+    (project / LOCK_NAME).symlink_to(secret)
+    message = f"{LOCK_NAME} is a link to {secret}, outside the project: refused"
+    assert refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {HINT}\n"

@@ -46,15 +46,13 @@ def solve_with(exe: str, spec: CondaSpec, subdir: str, progress: Progress) -> Co
 
 def install_with(exe: str, lock: CondaLock, prefix: Path, progress: Progress) -> None:
     """Create the env from the lock's exact URLs (``@EXPLICIT``: no solve)."""
-    explicit = prefix.parent / f"{prefix.name}.explicit.txt"
     lines = ["@EXPLICIT", *(f"{p.url}#{p.md5}" for p in lock.conda)]
-    explicit.write_text("\n".join(lines) + "\n", encoding="utf-8")
     progress(f"installing {len(lock.conda)} conda packages with {Path(exe).name}")
-    try:
+    with tempfile.TemporaryDirectory(prefix="runner-conda-explicit-") as scratch:
+        explicit = Path(scratch) / "explicit.txt"
+        explicit.write_text("\n".join(lines) + "\n", encoding="utf-8")
         args = ["create", "--yes", "--quiet", "--prefix", str(prefix), "--file", str(explicit)]
         proc = _run(exe, args)
-    finally:
-        explicit.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise EnvBuildError(
             f"{Path(exe).name} could not create the environment (exit {proc.returncode}):\n"

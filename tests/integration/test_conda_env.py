@@ -445,3 +445,19 @@ def test_sample_project_runs_from_the_channel_its_readme_prepares(tmp_path: Path
     assert warm.returncode == 0, warm.stderr
     assert records()[0]["environment"]["prefix"] == records()[1]["environment"]["prefix"]
     assert len(list((Path(os.environ["RUNNER_HOME"]) / "envs" / "conda").iterdir())) == 1
+
+
+def test_channel_names_resolve_through_the_channel_alias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what an air-gapped site does: channel names point at its own mirror
+    mirror = tmp_path / "mirror"
+    build_channel(mirror / "mychan", [tiny("solo", "4.0")])
+    monkeypatch.setenv("RUNNER_CONDA_CHANNEL_ALIAS", mirror.as_uri())
+    spec = project(tmp_path / "p", mirror, ["solo"])
+    (spec.root / "conda.yaml").write_text('{"channels": ["mychan"], "dependencies": ["solo"]}')
+    prepared = prepare_env(spec, None)
+    assert run_in(prepared, "solo") == "solo 4.0"
+    lock = json.loads(prepared.lock or "")
+    assert lock["channels"] == ["mychan"]
+    assert lock["conda"][0]["url"] == f"{mirror.as_uri()}/mychan/noarch/solo-4.0-0.tar.bz2"

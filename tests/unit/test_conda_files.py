@@ -235,3 +235,20 @@ def test_relocation_rewrites_placeholder_files_without_touching_the_cache(tmp_pa
     relocate_prefix(prefix, final)
     assert (prefix / "bin" / "script").read_text() == f"#!{final}/bin/python\n"
     assert cached.read_text() == f"#!{prefix}/bin/python\n"  # the hard link was broken first
+
+
+def test_the_defaults_channel_is_configured_or_read_as_conda_forge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = conda_file(tmp_path, "channels: [defaults, bioconda, conda-forge]\n")
+    monkeypatch.delenv("RUNNER_CONDA_DEFAULT_CHANNELS", raising=False)
+    plain = read_conda_file(path, tmp_path)
+    assert plain.channels == ("conda-forge", "bioconda")
+    assert plain.warnings == (
+        "conda.yaml: the 'defaults' channel is read as conda-forge "
+        "(set RUNNER_CONDA_DEFAULT_CHANNELS to the channels your conda's defaults name)",
+    )
+    monkeypatch.setenv("RUNNER_CONDA_DEFAULT_CHANNELS", "file:///srv/main, file:///srv/r")
+    configured = read_conda_file(path, tmp_path)
+    assert configured.channels == ("file:///srv/main", "file:///srv/r", "bioconda", "conda-forge")
+    assert configured.warnings == () and configured.digest() != plain.digest()

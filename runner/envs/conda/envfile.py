@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from runner.project.records import ProjectSpec
 
 LOCK_NAME = "conda-lock.yml"  # the committed lock next to MLproject (`runner lock` writes it)
 DEFAULT_CHANNELS = ("conda-forge",)  # what MLflow uses for a project without an env file
+# conda's "defaults" is a set of channels its own configuration names, not a channel
+DEFAULTS_VAR = "RUNNER_CONDA_DEFAULT_CHANNELS"
 # A match spec reaches the solver only: refuse what no conda spec looks like (control
 # characters, a leading dash) so an error names the line instead of a solver crash.
 _MATCH_SPEC = re.compile(r"^[A-Za-z0-9_.:/\[][^\x00-\x1f]*$")
@@ -31,6 +34,7 @@ class CondaSpec:
     variables: tuple[tuple[str, str], ...] = ()  # conda's `variables:` section
     origin: str = "conda.yaml"
     root: Path = field(default=Path("."), compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def digest(self) -> str:
         """sha256 of what decides the solve (channels as written, specs, the pip section)."""
@@ -52,7 +56,7 @@ def read_conda_file(path: Path, root: Path) -> CondaSpec:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise SpecError(f"{path.name}: must be a mapping with channels and dependencies")
-    channels = _channels(data.get("channels"), path.name)
+    channels, warnings = _defaults(_channels(data.get("channels"), path.name), path.name)
     specs, pip_lines = _dependencies(data.get("dependencies"), path.name)
     pip, constraints, options = expand_requirements(root, path.name, pip_lines)
     return CondaSpec(
@@ -64,6 +68,7 @@ def read_conda_file(path: Path, root: Path) -> CondaSpec:
         variables=_variables(data.get("variables"), path.name),
         origin=path.name,
         root=root.resolve(),
+        warnings=warnings,
     )
 
 
@@ -73,6 +78,26 @@ def _channels(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
         raise SpecError(f"{name}: channels must be a list of channel names or URLs")
     return tuple(channel.strip() for channel in value)
+
+
+def _defaults(channels: tuple[str, ...], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``defaults`` replaced by ``RUNNER_CONDA_DEFAULT_CHANNELS``, else by conda-forge (said)."""
+    if "defaults" not in channels:
+        return channels, ()
+    configured = tuple(os.environ.get(DEFAULTS_VAR, "").replace(",", " ").split())
+    warnings: tuple[str, ...] = ()
+    if not configured:
+        configured = DEFAULT_CHANNELS
+        warnings = (
+            f"{name}: the 'defaults' channel is read as conda-forge "
+            f"(set {DEFAULTS_VAR} to the channels your conda's defaults name)",
+        )
+    expanded: list[str] = []
+    for channel in channels:
+        for item in configured if channel == "defaults" else (channel,):
+            if item not in expanded:
+                expanded.append(item)
+    return tuple(expanded), warnings
 
 
 def _dependencies(value: Any, name: str) -> tuple[tuple[str, ...], list[str]]:

@@ -164,11 +164,12 @@ def _resolve(
 
 def _warnings(cspec: CondaSpec, committed: CommittedLock | None) -> tuple[str, ...]:
     if committed is not None and committed.inputs and committed.inputs != cspec.digest():
-        return (
+        stale = (
             f"conda-lock.yml was generated from a different {cspec.origin}; it is used as is "
-            f"(run `runner lock {cspec.root}` to update it)",
+            f"(run `runner lock {cspec.root}` to update it)"
         )
-    return ()
+        return (*cspec.warnings, stale)
+    return cspec.warnings
 
 
 def write_project_lock(spec: ProjectSpec, progress: Progress) -> Path:

@@ -256,12 +256,17 @@ def test_concurrent_builds_share_the_package_cache(tmp_path: Path, channel: Path
         assert run_in(prepared, "python", "-c", "print('ok')") == "ok"
 
 
-def test_a_project_without_an_env_file_asks_for_conda_forge_python(tmp_path: Path) -> None:
-    # MLflow's `conda create python` from conda-forge: unreachable here, so it is a clear error
-    spec = ProjectSpec(tmp_path, "t", EnvSpec(kind="system"))
-    with pytest.raises(EnvBuildError) as err:
-        prepare_env(spec, "conda")
-    assert err.value.message.startswith("cannot read the conda channels of the default conda env")
+def test_a_project_without_an_env_file_gets_python_from_conda_forge(
+    tmp_path: Path, channel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MLflow's `conda create python` from conda-forge; here conda-forge is a local mirror
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "conda-forge").symlink_to(channel)
+    monkeypatch.setenv("RUNNER_CONDA_CHANNEL_ALIAS", (tmp_path / "mirror").as_uri())
+    prepared = prepare_env(ProjectSpec(tmp_path, "t", EnvSpec(kind="system")), "conda")
+    assert [p.split("=")[0] for p in prepared.details["packages"]] == ["python"]
+    assert json.loads(prepared.lock or "")["channels"] == ["conda-forge"]
+    assert run_in(prepared, "python", "-c", "import sys; print(sys.prefix)") == str(prepared.prefix)
 
 
 # --- runner lock: conda-lock.yml, read back by conda-lock and installed as is -------------

@@ -466,3 +466,21 @@ def test_channel_names_resolve_through_the_channel_alias(
     lock = json.loads(prepared.lock or "")
     assert lock["channels"] == ["mychan"]
     assert lock["conda"][0]["url"] == f"{mirror.as_uri()}/mychan/noarch/solo-4.0-0.tar.bz2"
+
+
+def test_a_package_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None:
+    private = build_channel(tmp_path / "chan", [tiny("solo", "1.0")])
+    spec = project(tmp_path / "p", private, ["solo"])
+    locked = prepare_env(spec, None, build=False)
+    # the same file name with other contents, as a tampered mirror would serve it
+    other = build_channel(tmp_path / "other", [tiny("solo", "1.0", files={"bin/evil": "x"})])
+    (private / "noarch" / "solo-1.0-0.tar.bz2").write_bytes(
+        (other / "noarch" / "solo-1.0-0.tar.bz2").read_bytes()
+    )
+    with pytest.raises(EnvBuildError) as err:
+        prepare_env(spec, None)
+    sha256 = json.loads(locked.lock or "")["conda"][0]["sha256"]
+    assert err.value.message.startswith("cannot install the conda packages: file://")
+    assert "does not match the lock: sha256 " in err.value.message
+    assert err.value.message.endswith(f"locked {sha256}")
+    assert list((Path(os.environ["RUNNER_HOME"]) / "envs" / "conda").iterdir()) == []

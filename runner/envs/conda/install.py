@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from runner.envs.base import Progress
 from runner.envs.conda import activation
-from runner.envs.conda.channels import with_credentials
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
-from runner.envs.conda.solve import conda_home
+from runner.envs.conda.solve import conda_home, run_worker
 from runner.errors import EnvBuildError
 
 PIP_LOCK_IN_ENV = ".runner-pip-lock.txt"
@@ -31,68 +30,35 @@ def link_packages(
 ) -> None:
     """Install exactly the locked packages (no solve) into ``prefix``, which will be renamed
     to ``final``: files get ``final`` as their prefix."""
-    import rattler
-    import rattler.exceptions as rerr
-
     from runner.locks import LockTimeout, exclusive_lock
 
-    records = [_record(package, secrets) for package in lock.conda]
-    progress(f"installing {len(records)} conda packages")
+    progress(f"installing {len(lock.conda)} conda packages")
     cache = package_cache()
     cache.mkdir(parents=True, exist_ok=True)
+    request = {
+        "packages": [asdict(package) for package in lock.conda],
+        "prefix": str(prefix),
+        "final": str(final),
+        "cache": str(cache),
+        "secrets": dict(secrets),
+    }
 
     def waiting() -> None:
         progress("waiting for another build using the conda package cache")
 
     # rattler locks single cache entries; this lock keeps whole fetch+link runs of concurrent
     # builds apart, so one build never links a package another is still extracting.
+    lock_path = cache / ".runner-install.lock"
     try:
-        with exclusive_lock(
-            cache / ".runner-install.lock", timeout=INSTALL_LOCK_TIMEOUT, on_wait=waiting
-        ):
-            asyncio.run(_install(rattler, records, prefix, final, cache))
+        with exclusive_lock(lock_path, timeout=INSTALL_LOCK_TIMEOUT, on_wait=waiting):
+            answer = run_worker("install", request)
     except LockTimeout as exc:
         raise EnvBuildError(f"timed out waiting for the conda package cache ({exc.path})") from exc
-    except (rerr.InstallerError, rerr.TransactionError, rerr.LinkError, rerr.IoError) as exc:
-        raise EnvBuildError(f"cannot install the conda packages: {exc}") from exc
-    except rerr.ExtractError as exc:
+    if not answer["ok"]:
         raise EnvBuildError(
-            f"cannot fetch or unpack a conda package: {exc}",
+            f"cannot install the conda packages: {answer['message']}",
             hint="a package whose sha256 differs from the lock is refused",
-        ) from exc
-
-
-async def _install(
-    rattler: Any, records: list[Any], prefix: Path, final: Path, cache: Path
-) -> None:
-    await rattler.install(
-        records,
-        target_prefix=prefix,
-        cache_dir=cache,
-        show_progress=False,
-        execute_link_scripts=False,  # post-link scripts run arbitrary code: never
-        alternative_target_prefix=final,
-    )
-
-
-def _record(package: CondaPackage, secrets: Mapping[str, str]) -> Any:
-    import rattler
-
-    record = rattler.PackageRecord(
-        name=package.name,
-        version=package.version,
-        build=rattler.BuildString(package.build),
-        build_number=package.build_number,
-        subdir=package.subdir,
-        noarch=rattler.NoArchType(package.noarch) if package.noarch else None,
-        depends=list(package.depends),
-        sha256=bytes.fromhex(package.sha256),
-        md5=bytes.fromhex(package.md5),
-    )
-    url = with_credentials(package.url, secrets)
-    return rattler.RepoDataRecord(
-        record, package.file_name, url, with_credentials(package.channel, secrets)
-    )
+        )
 
 
 def install_pip(lock: CondaLock, prefix: Path, progress: Progress, logs: list[str]) -> None:

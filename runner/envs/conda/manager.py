@@ -107,22 +107,13 @@ def _conda_spec(spec: ProjectSpec) -> CondaSpec:
 
 def _committed(root: Path, cspec: CondaSpec) -> CommittedLock | None:
     from runner.envs.conda.envfile import LOCK_NAME
-    from runner.envs.digest import platform_tag
 
     if not os.path.lexists(root / LOCK_NAME):
-        return None  # the usual case, one lstat: no platform probe, no rattler import
+        return None  # the usual case, one lstat: no platform probe, no lock reader
     from runner.envs.conda.condalock import read_committed
+    from runner.envs.conda.solve import current_subdir
 
-    return read_committed(root, _subdir(platform_tag()), cspec.variables)
-
-
-def _subdir(platform: str) -> str:
-    """The conda subdir of a sysconfig platform (linux-x86_64 -> linux-64), without rattler."""
-    system, _, machine = platform.partition("-")
-    if system.startswith("macosx"):
-        system, machine = "osx", platform.rsplit("-", 1)[-1]
-    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64"}
-    return f"{'linux' if system == 'linux' else system}-{arch.get(machine, machine)}"
+    return read_committed(root, current_subdir(), cspec.variables)
 
 
 def solve_spec(cspec: CondaSpec, exe: str | None, progress: Progress) -> CondaLock:

@@ -1,11 +1,13 @@
-"""Solving a conda spec with py-rattler, and pinning its ``pip:`` section with uv (cold path)."""
+"""Solving a conda spec with py-rattler (in a worker process), its ``pip:`` section with uv."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.envs.base import Progress
 from runner.envs.conda.channels import channel_urls, redact
@@ -13,8 +15,7 @@ from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import CondaLock, CondaPackage, PipPackage
 from runner.errors import EnvBuildError
 
-if TYPE_CHECKING:
-    import rattler
+TIMEOUT = float(os.environ.get("RUNNER_ENV_LOCK_TIMEOUT", "3600"))
 
 
 def conda_home() -> Path:
@@ -25,52 +26,73 @@ def conda_home() -> Path:
 
 
 def current_subdir() -> str:
-    import rattler
+    """This machine's conda subdir (linux-64, osx-arm64, ...), from sysconfig (no rattler)."""
+    from runner.envs.digest import platform_tag
 
-    return str(rattler.Subdir.current())
+    system, _, machine = platform_tag().partition("-")
+    if system.startswith("macosx"):
+        system, machine = "osx", platform_tag().rsplit("-", 1)[-1]
+    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64"}
+    return f"{system}-{arch.get(machine, machine)}"
 
 
 def solve_conda(spec: CondaSpec, progress: Progress) -> CondaLock:
     """Every package of ``spec`` for this platform, then the ``pip:`` section pinned for its
     python: the lock that is hashed, recorded and installed."""
-    import rattler.exceptions as rerr
-
     urls = channel_urls(spec.channels, spec.root)
     progress(f"solving {len(spec.specs)} conda specs from {', '.join(map(redact, urls))}")
-    try:
-        records = asyncio.run(_solve(spec, urls))
-    except rerr.SolverError as exc:
-        raise unsatisfiable(spec, str(exc)) from exc
-    except (rerr.GatewayError, rerr.FetchRepoDataError, rerr.InvalidChannelError) as exc:
-        raise EnvBuildError(
-            f"cannot read the conda channels of {spec.origin}: {_first_lines(exc)}",
-            hint="check the channels (names, URLs or file:// paths) and the network",
-        ) from exc
-    except (rerr.InvalidMatchSpecError, rerr.InvalidPackageNameError) as exc:
-        raise EnvBuildError(f"{spec.origin}: invalid conda dependency: {exc}") from exc
-    lock = CondaLock(
-        current_subdir(), tuple(redact(u) for u in urls), tuple(map(conda_package, records))
-    )
+    request = {
+        "channels": urls,
+        "specs": list(spec.specs),
+        "root": str(spec.root),
+        "alias": _alias(),
+        "repodata_cache": str(conda_home() / "repodata"),
+    }
+    answer = run_worker("solve", request)
+    if not answer["ok"]:
+        raise _solve_error(spec, answer["kind"], answer["message"])
+    packages = tuple(_package(item) for item in answer["packages"])
+    lock = CondaLock(current_subdir(), tuple(redact(u) for u in urls), packages)
     progress(f"solved {len(lock.conda)} conda packages")
     if not spec.pip:
         return lock
     return CondaLock(lock.platform, lock.channels, lock.conda, pin_pip(spec, lock, progress))
 
 
-async def _solve(spec: CondaSpec, urls: list[str]) -> list[rattler.RepoDataRecord]:
-    import rattler
+def _package(item: dict[str, Any]) -> CondaPackage:
+    return CondaPackage(**{**item, "depends": tuple(item["depends"])})
 
-    config = rattler.ChannelConfig(**_alias(), root_dir=str(spec.root))
-    channels = [rattler.Channel(url, config) for url in urls]
-    gateway = rattler.Gateway(cache_dir=conda_home() / "repodata")
-    records: list[rattler.RepoDataRecord] = await rattler.solve(
-        sources=channels,
-        specs=list(spec.specs),
-        gateway=gateway,
-        virtual_packages=rattler.VirtualPackage.detect(),
-        channel_priority=rattler.ChannelPriority.Strict,
-    )
-    return records
+
+def _solve_error(spec: CondaSpec, kind: str, message: str) -> EnvBuildError:
+    if kind == "unsatisfiable":
+        return unsatisfiable(spec, message)
+    if kind == "channel":
+        return EnvBuildError(
+            f"cannot read the conda channels of {spec.origin}: {_first_lines(message)}",
+            hint="check the channels (names, URLs or file:// paths) and the network",
+        )
+    if kind == "spec":
+        return EnvBuildError(f"{spec.origin}: invalid conda dependency: {message}")
+    return EnvBuildError(f"cannot lock the conda environment of {spec.origin}: {message}")
+
+
+def run_worker(op: str, request: dict[str, Any]) -> dict[str, Any]:
+    """One rattler call in a child process (see worker.py: why); its JSON answer."""
+    argv = [sys.executable, "-m", "runner.envs.conda.worker"]
+    payload = json.dumps({**request, "op": op})
+    try:
+        proc = subprocess.run(argv, input=payload, capture_output=True, text=True, timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvBuildError(f"the conda {op} did not complete: {exc}") from exc
+    try:
+        answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
+        raise EnvBuildError(
+            f"the conda {op} failed (exit {proc.returncode}):\n{tail}",
+            hint="py-rattler (the `py-rattler` package) must be installed with runner",
+        ) from None
+    return answer
 
 
 def _alias() -> dict[str, str]:
@@ -88,30 +110,8 @@ def unsatisfiable(spec: CondaSpec, detail: str) -> EnvBuildError:
     )
 
 
-def _first_lines(exc: BaseException, count: int = 3) -> str:
-    return "\n".join(str(exc).strip().splitlines()[:count])
-
-
-def conda_package(record: Any) -> CondaPackage:
-    """A rattler ``RepoDataRecord`` as a lock entry (URL without credentials)."""
-    if record.sha256 is None or record.md5 is None:
-        raise EnvBuildError(
-            f"the channel gives no sha256 and md5 for {record.file_name}: it cannot be locked",
-            hint="index the channel with a current tool (rattler-index, conda-index)",
-        )
-    noarch = record.noarch
-    return CondaPackage(
-        name=record.name.normalized,
-        version=str(record.version),
-        build=str(record.build),
-        build_number=int(record.build_number),
-        subdir=str(record.subdir),
-        noarch="python" if noarch.python else "generic" if noarch.generic else None,
-        depends=tuple(record.depends),
-        url=redact(record.url),
-        md5=record.md5.hex(),
-        sha256=record.sha256.hex(),
-    )
+def _first_lines(text: str, count: int = 3) -> str:
+    return "\n".join(text.strip().splitlines()[:count])
 
 
 def pin_pip(spec: CondaSpec, lock: CondaLock, progress: Progress) -> tuple[PipPackage, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.server
 import json
 import os
 import shutil
@@ -9,7 +12,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -484,3 +489,58 @@ def test_a_package_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None
     assert "does not match the lock: sha256 " in err.value.message
     assert err.value.message.endswith(f"locked {sha256}")
     assert list((Path(os.environ["RUNNER_HOME"]) / "envs" / "conda").iterdir()) == []
+
+
+class _AuthChannel(http.server.SimpleHTTPRequestHandler):
+    """A channel over HTTP that answers only with basic auth user:s3cret or the /t/tok-9/ token."""
+
+    def do_GET(self) -> None:
+        basic = "Basic " + base64.b64encode(b"user:s3cret").decode()
+        if self.headers.get("Authorization") != basic and not self.path.startswith("/t/tok-9/"):
+            self.send_response(401)
+            self.end_headers()
+            return
+        self.path = self.path.removeprefix("/t/tok-9")
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def auth_channel(tmp_path: Path) -> Iterator[str]:
+    """http://127.0.0.1:PORT serving a channel (at /chan) only to callers with credentials."""
+    build_channel(tmp_path / "served" / "chan", [tiny("solo", "1.0")])
+    handler = functools.partial(_AuthChannel, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.mark.parametrize("form", ["http://user:s3cret@{host}/chan", "http://{host}/t/tok-9/chan"])
+def test_channel_credentials_are_used_and_never_recorded(
+    tmp_path: Path, auth_channel: str, form: str
+) -> None:
+    url = form.format(host=auth_channel)
+    project(tmp_path / "p", tmp_path, ["solo"], command="solo")
+    (tmp_path / "p" / "conda.yaml").write_text(
+        json.dumps({"channels": [url], "dependencies": ["solo"]})
+    )
+    result = run_cli("run", str(tmp_path / "p"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "solo 1.0"
+    assert run_cli("lock", str(tmp_path / "p")).returncode == 0
+    [run] = records()
+    recorded = [
+        json.dumps(run),
+        (tmp_path / "p" / LOCK_NAME).read_text(),
+        *(p.read_text() for p in Path(run["environment"]["prefix"]).glob("conda-meta/*.json")),
+    ]
+    assert f"http://{auth_channel}/chan" in recorded[1]
+    for text in recorded:
+        assert "s3cret" not in text and "tok-9" not in text

@@ -96,6 +96,19 @@ def relocate_scripts(prefix: Path, final: Path) -> None:
             path.write_bytes(f"#!{final}/".encode() + data[len(old) :])
 
 
+def scrub_conda_meta(prefix: Path) -> None:
+    """conda-meta/ keeps each package's URL and channel: without the channel's credentials."""
+    from runner.envs.conda.channels import redact
+
+    for meta in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        clean = {
+            key: redact(data[key]) for key in ("url", "channel") if isinstance(data.get(key), str)
+        }
+        if any(data[key] != value for key, value in clean.items()):
+            meta.write_text(json.dumps({**data, **clean}, indent=2), encoding="utf-8")
+
+
 def finish(prefix: Path, lock: CondaLock) -> dict[str, Any]:
     """Write the activation file; the facts kept in the marker and recorded on the run."""
     variables, skipped = activation.collect(prefix, lock.variables)

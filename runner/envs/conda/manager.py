@@ -69,6 +69,8 @@ class CondaManager(BaseEnvManager):
         else:
             secrets = json.loads(lock.build_inputs.get("channel_credentials") or "{}")
             install.link_packages(clock, prefix, final, secrets, progress)
+            if secrets:
+                install.scrub_conda_meta(prefix)
         logs: list[str] = []
         if clock.pip:
             install.install_pip(clock, prefix, progress, logs)

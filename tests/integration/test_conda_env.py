@@ -544,3 +544,19 @@ def test_channel_credentials_are_used_and_never_recorded(
     assert f"http://{auth_channel}/chan" in recorded[1]
     for text in recorded:
         assert "s3cret" not in text and "tok-9" not in text
+
+
+def test_a_refused_channel_login_is_reported_without_the_password(
+    tmp_path: Path, auth_channel: str
+) -> None:
+    url = f"http://user:badpass-7@{auth_channel}/chan"
+    project(tmp_path / "p", tmp_path, ["solo"], command="solo")
+    (tmp_path / "p" / "conda.yaml").write_text(
+        json.dumps({"channels": [url], "dependencies": ["solo"]})
+    )
+    result = run_cli("run", str(tmp_path / "p"))
+    assert result.returncode == 1
+    assert "cannot read the conda channels of conda.yaml:" in result.stderr
+    assert f"http://{auth_channel}/chan" in result.stderr and "badpass-7" not in result.stderr
+    [run] = records()
+    assert run["status"] == "FAILED" and "badpass-7" not in json.dumps(run)

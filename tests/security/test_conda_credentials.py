@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.envs.conda.channels import redact, secrets_of, with_credentials
+from runner.envs.conda.channels import redact, redact_text, secrets_of, with_credentials
 from runner.envs.conda.condalock import render
 from runner.envs.conda.envfile import LOCK_NAME
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
@@ -58,3 +58,19 @@ def test_a_conda_lock_linked_out_of_the_project_is_never_read(
     (project / LOCK_NAME).symlink_to(secret)
     message = f"{LOCK_NAME} is a link to {secret}, outside the project: refused"
     assert refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {HINT}\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=_WORD, password=_WORD, token=_WORD, before=_WORD, after=_PATH)
+def test_messages_lose_url_credentials(
+    user: str, password: str, token: str, before: str, after: str
+) -> None:
+    user, password, token = f"U~{user}", f"P~{password}", f"T~{token}"
+    message = (
+        f"{before}: failed to fetch https://{user}:{password}@conda.example.invalid/chan/{after}"
+        f"\nCaused by: http://conda.example.invalid/t/{token}/chan/noarch/repodata.json: 403"
+    )
+    clean = redact_text(message)
+    assert user not in clean and password not in clean and token not in clean
+    assert "https://conda.example.invalid/chan" in clean
+    assert "http://conda.example.invalid/chan/noarch/repodata.json: 403" in clean

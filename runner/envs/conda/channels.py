@@ -39,6 +39,15 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, _TOKEN.sub("", parts.path), parts.query, ""))
 
 
+_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+_TOKEN_IN_TEXT = re.compile(r"(?<=[^\s/])/t/[^/\s]+(?=/)")
+
+
+def redact_text(text: str) -> str:
+    """A message (a solver's, an installer's) with any URL credentials taken out."""
+    return _TOKEN_IN_TEXT.sub("", _USERINFO_IN_TEXT.sub(r"\g<scheme>", text))
+
+
 def secrets_of(urls: Iterable[str]) -> dict[str, str]:
     """Redacted base URL -> the URL with its credentials, for channels that carry any."""
     return {redact(url): url.rstrip("/") for url in urls if redact(url) != url.rstrip("/")}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.envs.base import Progress
-from runner.envs.conda.channels import channel_urls, redact
+from runner.envs.conda.channels import channel_urls, redact, redact_text
 from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
 from runner.errors import EnvBuildError
@@ -39,7 +39,7 @@ def solve_with(exe: str, spec: CondaSpec, subdir: str, progress: Progress) -> Co
         from runner.envs.conda.solve import unsatisfiable
 
         detail = str(report.get("message") or report.get("error") or proc.stderr[-2000:])
-        raise unsatisfiable(spec, detail)
+        raise unsatisfiable(spec, redact_text(detail))
     packages = tuple(_package(item, exe) for item in _linked(report))
     return CondaLock(subdir, tuple(redact(u) for u in urls), packages)
 
@@ -56,8 +56,8 @@ def install_with(exe: str, lock: CondaLock, prefix: Path, progress: Progress) ->
     if proc.returncode != 0:
         raise EnvBuildError(
             f"{Path(exe).name} could not create the environment (exit {proc.returncode}):\n"
-            + "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]),
-            log=f"$ {exe} {' '.join(args)}\n{proc.stdout}{proc.stderr}",
+            + redact_text("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])),
+            log=redact_text(f"$ {exe} {' '.join(args)}\n{proc.stdout}{proc.stderr}"),
         )
 
 
@@ -82,7 +82,7 @@ def _json(proc: subprocess.CompletedProcess[str], exe: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise EnvBuildError(
             f"{Path(exe).name} did not answer with JSON (exit {proc.returncode}):\n"
-            + (proc.stderr or proc.stdout)[-2000:]
+            + redact_text((proc.stderr or proc.stdout)[-2000:])
         )
     return data
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.envs.base import Progress
-from runner.envs.conda.channels import channel_urls, redact
+from runner.envs.conda.channels import channel_urls, redact, redact_text
 from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import CondaLock, CondaPackage, PipPackage
 from runner.errors import EnvBuildError
@@ -87,11 +87,13 @@ def run_worker(op: str, request: dict[str, Any]) -> dict[str, Any]:
     try:
         answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
+        tail = redact_text("\n".join(proc.stderr.strip().splitlines()[-10:]))
         raise EnvBuildError(
             f"the conda {op} failed (exit {proc.returncode}):\n{tail}",
             hint="py-rattler (the `py-rattler` package) must be installed with runner",
         ) from None
+    if "message" in answer:
+        answer["message"] = redact_text(str(answer["message"]))
     return answer
 
 

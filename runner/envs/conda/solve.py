@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,6 @@ from runner.envs.conda.channels import channel_urls, redact, redact_text
 from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import CondaLock, CondaPackage, PipPackage
 from runner.errors import EnvBuildError
-
-TIMEOUT = float(os.environ.get("RUNNER_ENV_LOCK_TIMEOUT", "3600"))
 
 
 def conda_home() -> Path:
@@ -77,24 +78,60 @@ def _solve_error(spec: CondaSpec, kind: str, message: str) -> EnvBuildError:
 
 
 def run_worker(op: str, request: dict[str, Any]) -> dict[str, Any]:
-    """One rattler call in a child process (see worker.py: why); its JSON answer."""
-    argv = [sys.executable, "-m", "runner.envs.conda.worker"]
-    payload = json.dumps({**request, "op": op})
-    try:
-        proc = subprocess.run(argv, input=payload, capture_output=True, text=True, timeout=TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EnvBuildError(f"the conda {op} did not complete: {exc}") from exc
-    try:
-        answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        tail = redact_text("\n".join(proc.stderr.strip().splitlines()[-10:]))
-        raise EnvBuildError(
-            f"the conda {op} failed (exit {proc.returncode}):\n{tail}",
-            hint="py-rattler (the `py-rattler` package) must be installed with runner",
-        ) from None
+    """One rattler call in the worker process (see worker.py: why); its JSON answer."""
+    answer = _worker().call({**request, "op": op})
     if "message" in answer:
         answer["message"] = redact_text(str(answer["message"]))
     return answer
+
+
+class _Worker:
+    """The worker child, started on first use and kept for the command's other calls."""
+
+    def __init__(self) -> None:
+        argv = [sys.executable, "-m", "runner.envs.conda.worker"]
+        # a file, never a pipe (a chatty child would block on it); open as long as the child
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True
+        )
+        atexit.register(self.close)
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            return dict(json.loads(self.proc.stdout.readline()))
+        except (OSError, ValueError):
+            raise self._died(str(request.get("op"))) from None
+
+    def _died(self, op: str) -> EnvBuildError:
+        _WORKERS.clear()
+        self.proc.kill()
+        self.proc.wait()
+        self.stderr.seek(0)
+        err = self.stderr.read().decode("utf-8", errors="replace")
+        tail = redact_text("\n".join(err.strip().splitlines()[-10:]))
+        return EnvBuildError(
+            f"the conda {op} failed (worker exit {self.proc.returncode}):\n{tail}",
+            hint="py-rattler (the `py-rattler` package) must be installed with runner",
+        )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                self.proc.communicate(timeout=10)  # stdin closed: the worker leaves at once
+        self.stderr.close()
+
+
+_WORKERS: list[_Worker] = []
+
+
+def _worker() -> _Worker:
+    if not _WORKERS or _WORKERS[0].proc.poll() is not None:
+        _WORKERS[:] = [_Worker()]
+    return _WORKERS[0]
 
 
 def _alias() -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 A child of its own because py-rattler's runtime threads outlive its calls and can crash the
 interpreter as it shuts down (seen with py-rattler 0.28: a segfault or "PyGILState_Release"
-at exit in about one process in twenty). The child reads one JSON request on stdin, prints one
-JSON answer on stdout and leaves with ``os._exit``, so no runner command ever shuts down with
-rattler loaded. It dies with its parent (a killed build leaves no installer behind).
+at exit in about one process in twenty). The child reads JSON requests, one a line, on stdin,
+answers each with one JSON line on stdout, and leaves with ``os._exit`` when stdin closes, so
+no runner command ever shuts down with rattler loaded. One child serves a command's solve and
+install. It dies with its parent (a killed build leaves no installer behind).
 """
 
 from __future__ import annotations
@@ -146,15 +147,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"ok": True, **{"solve": solve, "install": install}[request["op"]](request)}
+    except Exception as exc:  # every failure goes back to the parent as data
+        return {"ok": False, "kind": _kind(exc), "message": str(exc)}
+
+
 def main() -> None:
     _die_with_parent()
-    request = json.loads(sys.stdin.read())
-    try:
-        answer = {"ok": True, **{"solve": solve, "install": install}[request["op"]](request)}
-    except Exception as exc:  # every failure goes back to the parent as data
-        answer = {"ok": False, "kind": _kind(exc), "message": str(exc)}
-    sys.stdout.write(json.dumps(answer) + "\n")
-    sys.stdout.flush()
+    for line in sys.stdin:
+        sys.stdout.write(json.dumps(answer(json.loads(line))) + "\n")
+        sys.stdout.flush()
     os._exit(0)  # never an interpreter shutdown with rattler's threads alive
 
 

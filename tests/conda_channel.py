@@ -166,10 +166,12 @@ def host_python() -> Package:
     version = ".".join(map(str, sys.version_info[:3]))
     copied: dict[str, Path] = {}
     prefixed: list[str] = []
+    # a system prefix (/usr) is in too many unrelated strings to stand for the env's prefix
+    placeholder_ok = str(prefix) not in ("/", "/usr", "/usr/local")
     for path in _python_files(prefix):
         relative = path.relative_to(prefix).as_posix()
         copied[relative] = path
-        if not path.is_symlink() and _names_prefix(path, str(prefix)):
+        if placeholder_ok and not path.is_symlink() and _names_prefix(path, str(prefix)):
             prefixed.append(relative)
     major_minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     # an empty site-packages, as a real python package ships it (uv installs there)

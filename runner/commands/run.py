@@ -32,6 +32,14 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     "(python_env → uv, conda → conda, docker_env → docker, none → local).",
 )
 @click.option(
+    "--conda-exe",
+    metavar="PATH|auto",
+    expose_value=False,
+    callback=lambda ctx, param, value: _use_conda_exe(value),
+    help="For conda projects: solve and install with this conda, mamba or micromamba "
+    "(auto: the first on PATH) instead of the built-in rattler. Same as RUNNER_CONDA_EXE.",
+)
+@click.option(
     "-b",
     "--backend",
     default=None,
@@ -111,3 +119,11 @@ def run(
         submodules=recurse_submodules,
         quiet=quiet,
     )
+
+
+def _use_conda_exe(value: str | None) -> None:
+    """The conda manager reads RUNNER_CONDA_EXE (also in a detached supervisor)."""
+    if value:
+        import os
+
+        os.environ["RUNNER_CONDA_EXE"] = value

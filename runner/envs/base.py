@@ -94,6 +94,8 @@ class EnvManager(Protocol):
     - ``health(prefix, marker)``: a cheap check on every reuse (and once after the build):
       None when usable, else the reason, which is reported and recorded as the env is rebuilt.
     - ``activate(prefix)``: the PATH entries and variables of a run in the env.
+    - ``commit_lock(spec, progress=)``: resolve afresh and write the project's lock file
+      (what `runner lock` does); returns its path.
     """
 
     # read-only declarations (properties here, so that plain class attributes satisfy them)
@@ -130,6 +132,8 @@ class EnvManager(Protocol):
 
     def activate(self, prefix: Path) -> Activation: ...
 
+    def commit_lock(self, spec: ProjectSpec, *, progress: Progress) -> Path: ...
+
 
 class BaseEnvManager:
     """Defaults for an EnvManager: serves nothing, locks nothing, builds an empty env."""
@@ -162,3 +166,11 @@ class BaseEnvManager:
 
     def activate(self, prefix: Path) -> Activation:
         return Activation()
+
+    def commit_lock(self, spec: ProjectSpec, *, progress: Progress) -> Path:
+        from runner.errors import SpecError
+
+        raise SpecError(
+            f"nothing to lock: {spec.root} has no python_env or conda_env file",
+            hint="add python_env: python_env.yaml to MLproject",
+        )

@@ -63,11 +63,10 @@ def test_python_env_with_conda_is_refused_like_mlflow() -> None:
 
 
 @pytest.mark.parametrize(("kind", "requested"), [("conda_env", None), ("system", "conda")])
-def test_conda_is_not_available_yet(kind: str, requested: str | None) -> None:
-    with pytest.raises(EnvBuildError) as err:
-        choose_manager(project(kind), requested)
-    assert err.value.message == "conda environments are not available yet"
-    assert err.value.hint is not None and "--env-manager uv" in err.value.hint
+def test_conda_serves_conda_env_by_default_and_plain_projects_on_request(
+    kind: str, requested: str | None
+) -> None:
+    assert choose_manager(project(kind), requested) == "conda"
 
 
 def test_conda_env_project_can_run_with_uv() -> None:
@@ -75,7 +74,7 @@ def test_conda_env_project_can_run_with_uv() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "hint"), [("python_env", "uv or local"), ("system", "local or uv")]
+    ("kind", "hint"), [("python_env", "uv or local"), ("system", "local or conda or uv")]
 )
 def test_docker_without_docker_env_is_refused(kind: str, hint: str) -> None:
     with pytest.raises(UsageError) as err:
@@ -116,7 +115,7 @@ def test_a_plugin_manager_is_chosen_by_name_or_alias(site: Path) -> None:
         choose_manager(project("conda_env"), "toy")
     assert err.value.message == (
         "conda_env project cannot be executed using toy. Set --env-manager to "
-        "'local' or 'uv' (or 'virtualenv') to execute this project."
+        "'conda' or 'local' or 'uv' (or 'virtualenv') to execute this project."
     )
 
 

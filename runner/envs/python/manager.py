@@ -72,6 +72,21 @@ class UvManager(BaseEnvManager):
     def activate(self, prefix: Path) -> Activation:
         return Activation(path=(str(prefix / "bin"),), variables={"VIRTUAL_ENV": str(prefix)})
 
+    def commit_lock(self, spec: ProjectSpec, *, progress: Progress) -> Path:
+        """Resolve afresh and write runner.lock next to MLproject."""
+        from runner.envs.python.interpreters import find_interpreter
+        from runner.envs.python.lock import write_lock
+        from runner.envs.python.pyspec import read_python_spec
+        from runner.envs.python.resolve import resolve_lock
+
+        if spec.env.kind not in ("python_env", "conda_env"):
+            return super().commit_lock(spec, progress=progress)
+        pyspec = read_python_spec(spec)
+        for warning in pyspec.warnings:
+            progress(f"warning: {warning}")
+        resolved = resolve_lock(pyspec, find_interpreter(pyspec.python), progress=progress)
+        return write_lock(spec.root, resolved)
+
 
 def _resolve(pyspec: PythonSpec, committed: Lock | None, progress: Progress) -> EnvLock:
     """Probe for an interpreter, then resolve (unless a lock is committed): the cold path."""

@@ -109,6 +109,21 @@ def _make_spec(
     return PythonSpec(python, build_deps, dependencies, constraints, options, **extra)
 
 
+def expand_requirements(
+    root: Path, origin: str, lines: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(requirements, constraints, index options) of requirement lines, with every ``-r`` file
+    inlined and ``-c`` files read (paths relative to the project at ``root``)."""
+    expander = _Expander(root.resolve(), origin)
+    requirements = expander.expand(lines, root.resolve())
+    return requirements, tuple(expander.constraints), tuple(expander.options)
+
+
+def load_env_file(path: Path, root: Path) -> YamlDoc:
+    """An env file of the project, parsed (the parse cached by content)."""
+    return _load_yaml(path, root.resolve())
+
+
 def _load_yaml(path: Path, root: Path) -> YamlDoc:
     """The parsed env file, cached by content: a warm run imports no YAML parser (~10 ms).
 

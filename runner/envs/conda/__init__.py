@@ -1,0 +1,1 @@
+"""The ``conda`` environment manager: conda.yaml solved and installed with py-rattler."""

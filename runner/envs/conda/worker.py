@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from runner.envs.conda.channels import redact, with_credentials
 from runner.envs.conda.lockdata import CondaPackage
@@ -107,7 +107,7 @@ def _record(package: CondaPackage, secrets: dict[str, str]) -> Any:
         build=rattler.BuildString(package.build),
         build_number=package.build_number,
         subdir=package.subdir,
-        noarch=rattler.NoArchType(package.noarch) if package.noarch else None,
+        noarch=rattler.NoArchType(cast(Any, package.noarch)) if package.noarch else None,
         depends=list(package.depends),
         sha256=bytes.fromhex(package.sha256),
         md5=bytes.fromhex(package.md5),

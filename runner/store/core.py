@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from typing import Any
 
 from runner.status import RunStatus
 from runner.store import (
@@ -27,14 +27,6 @@ from runner.store.database import Database, Session
 HISTORY_PAGE = 1000  # metric points per read of metric_history
 _FIRST = (-(2**63), -1)  # (step, id) before every metric point
 _LAST_ID = 2**63 - 1
-
-
-class Experiment(NamedTuple):
-    """An experiment as the database keeps it: its id, name and creation time (ms)."""
-
-    id: int
-    name: str
-    created: int
 
 
 class SqlRunStore:
@@ -235,17 +227,6 @@ class SqlRunStore:
         """Names of all experiments, sorted."""
         with self._read() as session:
             return [name for (name,) in session.rows(sql.EXPERIMENT_NAMES)]
-
-    def experiments(self) -> list[Experiment]:
-        """Every experiment, by id (the MLflow API's experiment ids are these)."""
-        with self._read() as session:
-            return [Experiment(int(i), str(n), int(c)) for i, n, c in session.rows(sql.ALL_EXPERIMENTS)]
-
-    def create_experiment(self, name: str) -> int:
-        """The id of the experiment ``name``, created if it does not exist yet."""
-        records.check_experiment(name)
-        with self._write() as session:
-            return _experiment_id(session, name)
 
     # -- metrics -------------------------------------------------------------------------
 

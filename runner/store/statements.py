@@ -76,7 +76,6 @@ INSERT_EXPERIMENT = (
     "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 )
 EXPERIMENT_NAMES = "SELECT name FROM experiments ORDER BY name"
-ALL_EXPERIMENTS = "SELECT id, name, created FROM experiments ORDER BY id"
 STATUS = "SELECT status FROM runs WHERE run_id = ?"  # + the dialect's row lock in writes
 START = "UPDATE runs SET status = ?, heartbeat = ? WHERE run_id = ? AND status = ?"
 FINISH = (

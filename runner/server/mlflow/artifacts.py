@@ -40,7 +40,7 @@ class ArtifactProxy:
                 async for chunk in request.stream():
                     spool.write(chunk)
                 spool.seek(0)
-                await run_in_threadpool(self._write, run_id, path, spool)  # type: ignore[arg-type]
+                await run_in_threadpool(self._write, run_id, path, spool)
         except p.MlflowError as exc:
             return p.error_response(exc)
         except RunnerError as exc:

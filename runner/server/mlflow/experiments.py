@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from runner.server.mlflow import protocol as p
 from runner.server.mlflow.entities import experiment_json
 from runner.store import Store
-from runner.store.core import Experiment
+
+Experiment = tuple[int, str, int]  # (id, name, created ms), as SqlRunStore.experiments gives
 
 # MLflow's default experiment is "0"; the runner's default one is named "Default".
 DEFAULT_ID = "0"
@@ -31,13 +32,13 @@ class Experiments:
         self.store = store
 
     def by_name(self, name: str) -> Experiment | None:
-        return next((e for e in self.store.experiments() if e.name == name), None)
+        return next((e for e in self.store.experiments() if e[1] == name), None)
 
     def by_id(self, experiment_id: str) -> Experiment:
         found = self.store.experiments()
-        match = next((e for e in found if str(e.id) == experiment_id), None)
+        match = next((e for e in found if str(e[0]) == experiment_id), None)
         if match is None and experiment_id == DEFAULT_ID:
-            match = next((e for e in found if e.name == DEFAULT_NAME), None)
+            match = next((e for e in found if e[1] == DEFAULT_NAME), None)
             if match is None:
                 return self._created(DEFAULT_NAME)
         if match is None:
@@ -47,11 +48,11 @@ class Experiments:
     def id_of(self, name: str) -> str:
         """The id of the experiment a run records by name (made on first use)."""
         found = self.by_name(name)
-        return str(found.id if found else self.store.create_experiment(name))
+        return str(found[0] if found else self.store.create_experiment(name))
 
     def _created(self, name: str) -> Experiment:
         new_id = self.store.create_experiment(name)
-        return next(e for e in self.store.experiments() if e.id == new_id)
+        return next(e for e in self.store.experiments() if e[0] == new_id)
 
     # -- handlers ------------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ class Experiments:
         limit = p.integer(fields, "max_results", MAX_RESULTS) or MAX_RESULTS
         offset = p.integer({"page_token": fields.get("page_token")}, "page_token", 0) or 0
         matches = name_filter(p.text(fields, "filter", required=False))
-        found = [e for e in self.store.experiments() if matches(e.name)]
+        found = [e for e in self.store.experiments() if matches(e[1])]
         page = found[offset : offset + limit]
         body: dict[str, Any] = {"experiments": [experiment_json(*e) for e in page]}
         if offset + limit < len(found):
@@ -96,7 +97,9 @@ def name_filter(text: str) -> Any:
         return lambda name: True
     match = _NAME_FILTER.match(text)
     if match is None:
-        raise p.invalid("filter", f"only `name = '...'` or `name LIKE '...'` is supported: {text!r}")
+        raise p.invalid(
+            "filter", f"only `name = '...'` or `name LIKE '...'` is supported: {text!r}"
+        )
     op, value = match.group(1).upper(), match.group(3)
     if op in ("=", "!="):
         return (lambda name: name == value) if op == "=" else (lambda name: name != value)

@@ -97,7 +97,7 @@ class LoggedModels:
         found = [
             self._message(record, model_id, model)
             for experiment_id in p.strings(fields, "experiment_ids")
-            for record in self.store.iter_runs(self.experiments.by_id(experiment_id).name)
+            for record in self.store.iter_runs(self.experiments.by_id(experiment_id)[1])
             for model_id, model in _models_of(record)
         ]
         found.sort(key=lambda m: m["info"]["creation_timestamp_ms"], reverse=True)
@@ -173,8 +173,9 @@ class LoggedModels:
             },
             "data": {
                 "params": pairs(model["params"]),
-                "metrics": [{**m, "run_id": record.run_id, "model_id": model_id}
-                            for m in model["metrics"]],  # fmt: skip
+                "metrics": [
+                    {**m, "run_id": record.run_id, "model_id": model_id} for m in model["metrics"]
+                ],
             },
         }
 

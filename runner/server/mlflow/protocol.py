@@ -72,7 +72,9 @@ async def request_fields(request: Request) -> dict[str, Any]:
         for key, value in request.query_params.multi_items():
             if key in fields:
                 previous = fields[key]
-                fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+                fields[key] = (
+                    [*previous, value] if isinstance(previous, list) else [previous, value]
+                )
             else:
                 fields[key] = value
         return fields

@@ -75,7 +75,7 @@ class Runs:
 
     def _runs_of(self, experiment_ids: list[str]) -> Iterator[RunRecord]:
         for experiment_id in experiment_ids:
-            yield from self.store.iter_runs(experiment=self.experiments.by_id(experiment_id).name)
+            yield from self.store.iter_runs(experiment=self.experiments.by_id(experiment_id)[1])
 
     def metric_history(self, fields: p.Fields) -> dict[str, Any]:
         record = self.record(p.run_id(fields))

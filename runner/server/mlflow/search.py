@@ -37,7 +37,7 @@ _ENTITIES = {
 _ATTRIBUTES = {"status", "run_name", "run_id", "start_time", "end_time", "user_id"}
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<ident>[A-Za-z_][\w]*\.(?:`[^`]+`|"[^"]+"|[\w.\-/ ]*?[\w\-/]))(?=\s*(?:!=|<=|>=|=|<|>|\s))
+        (?P<ident>[A-Za-z_]\w*\.(?:`[^`]+`|"[^"]+"|[\w.\-/]+))
       | (?P<bare>[A-Za-z_]\w*)
       | (?P<op>!=|<=|>=|=|<|>)
       | (?P<string>'(?:[^']|'')*'|"(?:[^"])*")
@@ -96,9 +96,11 @@ def _clause(tokens: list[tuple[str, str]], text: str) -> Clause:
     elif kind == "ident":
         prefix, _, key = name.partition(".")
         entity = _ENTITIES.get(prefix.lower(), "")
-        key = key[1:-1] if key[:1] in ('`', '"') else key
+        key = key[1:-1] if key[:1] in ("`", '"') else key
         if not entity:
-            raise _bad(text, f"unknown entity {prefix!r} (use metrics., params., tags., attributes.)")
+            raise _bad(
+                text, f"unknown entity {prefix!r} (use metrics., params., tags., attributes.)"
+            )
     else:
         raise _bad(text, f"expected an identifier such as metrics.rmse, found {name!r}")
     op = _operator(tokens, text)
@@ -147,8 +149,8 @@ def matcher(clauses: list[Clause]) -> Predicate:
 
 def _check(clause: Clause) -> Predicate:
     compare = _comparison(clause.op, clause.value)
-    return lambda record: (found := field_value(record, clause.entity, clause.key)) is not None and (
-        compare(found)
+    return lambda record: (
+        (found := field_value(record, clause.entity, clause.key)) is not None and (compare(found))
     )
 
 
@@ -232,7 +234,7 @@ def _order_term(term: str) -> tuple[str, str, bool]:
         entity, key = "attributes", first
     else:
         entity = _ENTITIES.get(first.lower(), "")
-        key = key[1:-1] if key[:1] in ('`', '"') else key
+        key = key[1:-1] if key[:1] in ("`", '"') else key
     if not entity or (entity == "attributes" and key not in _ATTRIBUTES):
         raise p.invalid("order_by", f"cannot order by {term!r}")
     return entity, key, (direction or "ASC").upper() == "DESC"

@@ -26,7 +26,7 @@ from runner.store.core import SqlRunStore
 from runner.store.records import new_run_id
 
 T = TypeVar("T")
-HISTORY_LIMIT = 100_000
+HISTORY_LIMIT = 1_000_000  # points per answer (runner.store.rest.HISTORY_CAP)
 
 
 async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -73,6 +73,8 @@ def mlflow_variables(
             "MLFLOW_TRACKING_TOKEN": api.token,
             "MLFLOW_RUN_ID": run_id,
             "MLFLOW_EXPERIMENT_ID": _local_experiment_id(store, experiment),
+            # the client would print links to this API's address, which has no web UI
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         }
     finally:
         api.close()

@@ -91,14 +91,17 @@ class LoggedModels:
         return {}
 
     def search(self, fields: p.Fields) -> dict[str, Any]:
-        """The models of the runs of ``experiment_ids``, newest first (filters are refused)."""
-        if p.text(fields, "filter", required=False).strip():
-            raise p.invalid("filter", "filtering logged models is not supported by runner")
+        """The models of the runs of ``experiment_ids``, newest first; the filter may name
+        the model (``name = '...'``, which MLflow's client sends to find a run's model)."""
+        from runner.server.mlflow.experiments import name_filter
+
+        matches = name_filter(p.text(fields, "filter", required=False))
         found = [
             self._message(record, model_id, model)
             for experiment_id in p.strings(fields, "experiment_ids")
             for record in self.store.iter_runs(self.experiments.by_id(experiment_id)[1])
             for model_id, model in _models_of(record)
+            if matches(model["name"])
         ]
         found.sort(key=lambda m: m["info"]["creation_timestamp_ms"], reverse=True)
         limit = p.integer(fields, "max_results", 100) or 100

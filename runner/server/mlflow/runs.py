@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import RunNotFound
 from runner.server.mlflow import protocol as p
 from runner.server.mlflow import search
 from runner.server.mlflow.entities import run_info, run_json
@@ -44,9 +45,13 @@ class Runs:
 
     def record(self, run_id: str) -> RunRecord:
         """The run with exactly this id (the store also accepts prefixes; MLflow does not)."""
+        missing = p.MlflowError(p.MISSING, f"Run with id={run_id} not found", 404)
         if not _RUN_ID.match(run_id):
-            raise p.MlflowError(p.MISSING, f"Run with id={run_id} not found", 404)
-        return self.store.get_run(run_id)
+            raise missing
+        try:
+            return self.store.get_run(run_id)
+        except RunNotFound as exc:
+            raise missing from exc
 
     def run_message(self, record: RunRecord) -> dict[str, Any]:
         latest = self.store.latest_metrics(record.run_id)

@@ -9,9 +9,7 @@ for the run's duration) or a `runner server`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 

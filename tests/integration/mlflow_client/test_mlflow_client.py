@@ -183,3 +183,41 @@ def test_client_errors_say_what_is_wrong(mlflow_python: Path, tmp_path: Path) ->
         "RESOURCE_DOES_NOT_EXIST",
         "RESOURCE_DOES_NOT_EXIST: No Experiment with id=987654 exists",
     ]
+
+
+SAMPLE = Path(__file__).resolve().parents[3] / "sample_projects" / "sklearn_mlflow"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_sklearn_mlflow_sample_lands_in_the_run_with_and_without_a_server(
+    mode: str, tracking_url: str | None, uv_cache: Path, runner_home: Path
+) -> None:
+    env = {"UV_CACHE_DIR": str(uv_cache)}
+    if tracking_url:
+        env["RUNNER_TRACKING_URI"] = tracking_url
+    # no --mlflow-api: the locked python_env has mlflow-skinny, so the API is served anyway
+    done = run_cli("run", str(SAMPLE), "-P", "alpha=0.01", "-P", "epochs=5", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run_id = _run_id(done.stderr)
+    assert f"model models:/m-{run_id}-" in done.stdout
+    store = open_store(tracking_url)
+    record = store.get_run(run_id)
+    assert record.status.value == "FINISHED"
+    assert record.parameters == {"alpha": "0.01", "l1_ratio": "0.15", "epochs": "5"}
+    assert record.tags["model_family"] == "elastic-net (SGD)"
+    assert any(p.startswith("mlflow-skinny==") for p in record.environment["packages"])
+    for key in ("train_rmse", "val_rmse"):
+        assert [p.step for p in store.metric_history(run_id, key)] == [0, 1, 2, 3, 4]
+    assert record.metrics["val_rmse"] == pytest.approx(
+        list(store.metric_history(run_id, "val_rmse"))[-1].value
+    )
+    files = runner_home / "artifacts" / run_id / "files"
+    assert json.loads((files / "coefficients.json").read_text())["coef"]
+    assert {"MLmodel", "model.skops", "requirements.txt"} <= {
+        f.name for f in (files / "model").iterdir()
+    }
+    models = [key for key in record.tags if key.startswith("runner.logged_model.m-")]
+    assert len(models) == 1
+    assert json.loads(record.tags[models[0]])["status"] == "LOGGED_MODEL_READY"
+    store.close()

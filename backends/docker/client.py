@@ -68,6 +68,12 @@ def bridge_gateway(config: Mapping[str, Any]) -> str:
     for entry in ipam.get("Config") or ():
         if entry.get("Gateway"):
             return str(entry["Gateway"])
+        if entry.get("Subnet") and ":" not in entry["Subnet"]:
+            # the default bridge often lists no gateway: dockerd gives the bridge the first
+            # address of its subnet (172.17.0.1 of 172.17.0.0/16)
+            import ipaddress
+
+            return str(next(ipaddress.ip_network(entry["Subnet"], strict=False).hosts()))
     raise BackendError(
         "the Docker bridge network has no gateway address, so a container cannot reach a "
         "server on this host",

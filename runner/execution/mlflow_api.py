@@ -78,6 +78,8 @@ def mlflow_variables(
         }
     finally:
         api.close()
+        if api.error is not None:
+            progress(f"warning: the run's MLflow API failed: {api.error!r}")
 
 
 def server_variables(uri: str, run_id: str, experiment: str, progress: Progress) -> dict[str, str]:

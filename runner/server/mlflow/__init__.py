@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from starlette.routing import BaseRoute, Route
-
-from runner.server.mlflow import protocol as p
-
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
     from runner.server.artifacts import ArtifactStore
     from runner.store import Store
 
@@ -18,6 +16,9 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 def mlflow_routes(store: Store, artifacts: ArtifactStore) -> list[BaseRoute]:
     """Routes for MLflow's tracking client over ``store`` and ``artifacts``."""
+    from starlette.routing import Route
+
+    from runner.server.mlflow import protocol as p
     from runner.server.mlflow.artifacts import ArtifactProxy
     from runner.server.mlflow.experiments import Experiments, ExperimentStore
     from runner.server.mlflow.models import LoggedModels
@@ -71,6 +72,8 @@ _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 async def _not_found(request: Any) -> Any:
+    from runner.server.mlflow import protocol as p
+
     path = request.url.path
     message = f"this runner server does not serve {request.method} {path}"
     return p.error_response(p.MlflowError("ENDPOINT_NOT_FOUND", message, 404))

@@ -49,7 +49,15 @@ class ArtifactProxy:
 
     def _write(self, run_id: str, path: str, data: BinaryIO) -> None:
         self.runs.record(run_id)  # only a run that exists gets files
-        self.artifacts.write(run_id, path, data)
+        try:
+            self.artifacts.write(run_id, path, data)
+        except (FileExistsError, NotADirectoryError) as exc:  # a folder on the way is a file
+            raise p.invalid(
+                "path", f"{path!r} goes through a file of the run: {exc.strerror}"
+            ) from exc
+        except OSError as exc:  # the server's own disk: say so, as JSON the client reads
+            reason = exc.strerror or str(exc)
+            raise p.MlflowError("INTERNAL_ERROR", f"cannot store {path!r}: {reason}", 500) from exc
 
     async def download(self, request: Request) -> Response:
         try:

@@ -95,3 +95,29 @@ def test_runs_without_mlflow_get_no_api_and_import_no_server(tmp_path: Path) -> 
     assert "runner.execution.mlflow_api" in imported  # the check ran...
     loaded = {name.split(".")[0] for name in imported} | set(imported)
     assert not loaded & {"uvicorn", "starlette", "runner.server", "runner.server.mlflow"}
+
+
+LOGGER = """
+import json, os, urllib.request
+body = json.dumps({"run_id": os.environ["MLFLOW_RUN_ID"], "key": "detached", "value": 1.5,
+                   "timestamp": 1700000000000, "step": 3}).encode()
+request = urllib.request.Request(
+    os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric", data=body,
+    headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"],
+             "Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=10).read()
+"""
+
+
+def test_a_detached_run_is_served_by_its_supervisor(tmp_path: Path) -> None:
+    from runner.api import Run
+
+    project = _project(tmp_path / "p", LOGGER)
+    done = run_cli("run", str(project), "--env-manager", "local", "--mlflow-api", "--detach")
+    assert done.returncode == 0, done.stderr
+    run = Run(done.stdout.strip())
+    assert run.wait(timeout=120) is True
+    store = open_store()
+    assert [tuple(p) for p in store.metric_history(run.run_id, "detached")] == [
+        (3, 1700000000000, 1.5)
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunNotFound
@@ -155,7 +155,10 @@ class Runs:
     def log_model(self, fields: p.Fields) -> dict[str, Any]:
         """MLflow 2's LogModel: the model's MLmodel JSON joins the run's history tag."""
         record = self.record(p.run_id(fields))
-        model = json.loads(p.text(fields, "model_json"))
+        try:
+            model = json.loads(p.text(fields, "model_json"))
+        except ValueError as exc:
+            raise p.invalid("model_json", f"is not JSON: {exc}") from exc
         history = json.loads(record.tags.get(HISTORY_TAG, "[]"))
         self.store.set_tags(record.run_id, {HISTORY_TAG: json.dumps([*history, model])})
         return {}
@@ -172,7 +175,7 @@ class Runs:
         self,
         run_id: str,
         *,
-        metrics: list[p.Fields] = (),  # type: ignore[assignment]
+        metrics: Sequence[p.Fields] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:

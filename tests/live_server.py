@@ -46,13 +46,20 @@ def serving(settings: Settings) -> Iterator[str]:
         sock.close()
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 60,
+    token: str | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise AssertionError(f"the server exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
+            request = urllib.request.Request(f"{url}/api/health", headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as answer:
                 if answer.status == 200:
                     return
         except OSError:
@@ -62,7 +69,11 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes] | None = None, timeo
 
 @contextmanager
 def server_process(
-    port: int, env: dict[str, str] | None = None, args: tuple[str, ...] = (), log: Path | None = None
+    port: int,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    log: Path | None = None,
+    token: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`runner server --port PORT ARGS` as its own process, stopped (SIGTERM) at the end."""
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
@@ -74,7 +85,7 @@ def server_process(
         stderr=output,
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process, token=token)
         yield process
     finally:
         process.terminate()

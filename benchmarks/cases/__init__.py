@@ -11,5 +11,6 @@ MODULES = (
     "reconcile_live",
     "workflow",
     "concurrent_runs",
+    "server_api",
     "mlflow_api",
 )

@@ -143,8 +143,14 @@ class LocalArtifactStore:
 
     def write(self, run_id: str, path: str, data: BinaryIO) -> int:
         target = self._file(run_id, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         self._contained(run_id, target.parent)  # a folder on the way may be a symlink
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ArtifactError(
+                f"artifact {path!r} cannot be written: a file is in the way of its folder"
+            ) from exc
+        self._contained(run_id, target.parent)
         if target.is_dir():
             raise ArtifactError(f"artifact {path!r} is a folder; cannot write a file there")
         # temp file + rename: a reader never sees half a file, a failed upload leaves nothing
@@ -275,9 +281,22 @@ class S3ArtifactStore:
                 entries.append(ArtifactEntry(folder["Prefix"][len(base) :].rstrip("/"), True, None))
             for item in page.get("Contents", []):
                 entries.append(ArtifactEntry(item["Key"][len(base) :], False, int(item["Size"])))
+        if not entries and relative:
+            # ``path`` may name a file, which lists as itself (as in a local folder)
+            return _s3_file(self.client, self.bucket, self._key(run_id, relative), relative)
         return sorted(entries, key=lambda entry: entry.path)
 
     def _key(self, run_id: str, relative: str) -> str:
         parts = [self.prefix, check_run_id(run_id), FILES]
         base = "/".join(part for part in parts if part) + "/"
         return base + relative
+
+
+def _s3_file(client: Any, bucket: str, key: str, relative: str) -> list[ArtifactEntry]:
+    from botocore.exceptions import ClientError
+
+    try:
+        found = client.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return []
+    return [ArtifactEntry(relative, False, int(found["ContentLength"]))]

@@ -45,6 +45,7 @@ def mlflow_routes(store: Store, artifacts: ArtifactStore) -> list[BaseRoute]:
         ("POST", "/runs/log-batch", runs.log_batch),
         ("POST", "/runs/log-model", runs.log_model),
         ("POST", "/runs/outputs", runs.log_outputs),
+        ("POST", "/runs/log-inputs", runs.log_inputs),
         ("GET", "/metrics/get-history", runs.metric_history),
         ("POST", "/logged-models", models.create),
         ("POST", "/logged-models/search", models.search),

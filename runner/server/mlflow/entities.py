@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 from runner.store import MetricPoint, RunRecord
 
 ARTIFACT_SCHEME = "mlflow-artifacts:/"
-# Tags the runner keeps for itself (the logged models of a run); MLflow clients never see them.
+# Tags the runner keeps for itself (the logged models of a run, its inputs); MLflow clients
+# see them as what they are, never as tags.
 HIDDEN_TAG_PREFIX = "runner.logged_model."
+INPUTS_TAG = "runner.mlflow_inputs"
 
 
 def millis(iso: str | None) -> int | None:
@@ -52,7 +55,11 @@ def visible_tags(record: RunRecord) -> dict[str, str]:
         derived["mlflow.source.git.commit"] = str(record.source["commit"])
     if record.parent_run_id:
         derived["mlflow.parentRunId"] = record.parent_run_id
-    own = {k: v for k, v in record.tags.items() if not k.startswith(HIDDEN_TAG_PREFIX)}
+    own = {
+        k: v
+        for k, v in record.tags.items()
+        if not k.startswith(HIDDEN_TAG_PREFIX) and k != INPUTS_TAG
+    }
     return {**derived, **own}
 
 
@@ -87,7 +94,7 @@ def run_json(
             "params": pairs(record.parameters),
             "tags": pairs(visible_tags(record)),
         },
-        "inputs": {},
+        "inputs": json.loads(record.tags.get(INPUTS_TAG, "{}")),
         "outputs": {"model_outputs": model_outputs} if model_outputs else {},
     }
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import RunNotFound
 from runner.server.mlflow import protocol as p
 from runner.server.mlflow import search
-from runner.server.mlflow.entities import run_info, run_json
+from runner.server.mlflow.entities import INPUTS_TAG, run_info, run_json
 from runner.store import Metric, RunRecord
 
 if TYPE_CHECKING:
@@ -163,6 +163,24 @@ class Runs:
         self.store.set_tags(record.run_id, {HISTORY_TAG: json.dumps([*history, model])})
         return {}
 
+    def log_inputs(self, fields: p.Fields) -> dict[str, Any]:
+        """Datasets and models a run used, kept as given (each dataset once by name and
+        digest) in the run's ``runner.mlflow_inputs`` tag and shown as the run's ``inputs``."""
+        record = self.record(p.run_id(fields))
+        inputs = json.loads(record.tags.get(INPUTS_TAG, "{}"))
+        datasets = {_dataset_key(d): d for d in inputs.get("dataset_inputs", [])}
+        for index, given in enumerate(p.items(fields, "datasets")):
+            dataset = given.get("dataset")
+            if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+                raise p.invalid(f"datasets[{index}].dataset", "must be an object with a name")
+            datasets[_dataset_key(given)] = given
+        models = {m["model_id"]: m for m in inputs.get("model_inputs", [])}
+        for given in p.items(fields, "models"):
+            models[p.text(given, "model_id")] = {"model_id": given["model_id"]}
+        kept = {"dataset_inputs": list(datasets.values()), "model_inputs": list(models.values())}
+        self.store.set_tags(record.run_id, {INPUTS_TAG: json.dumps(kept, sort_keys=True)})
+        return {}
+
     def log_outputs(self, fields: p.Fields) -> dict[str, Any]:
         record = self.record(p.run_id(fields))
         for index, item in enumerate(p.items(fields, "models")):
@@ -202,6 +220,11 @@ class Runs:
             and (pt.value == value or (pt.value is None and value != value))
             for pt in history
         )
+
+
+def _dataset_key(given: p.Fields) -> tuple[str, str]:
+    dataset = given.get("dataset") or {}
+    return (str(dataset.get("name")), str(dataset.get("digest")))
 
 
 def _parse_metric(item: p.Fields, label: str) -> Metric:

@@ -221,3 +221,28 @@ def test_sklearn_mlflow_sample_lands_in_the_run_with_and_without_a_server(
     assert len(models) == 1
     assert json.loads(record.tags[models[0]])["status"] == "LOGGED_MODEL_READY"
     store.close()
+
+
+@pytest.mark.slow
+def test_sklearn_autolog_lands_in_the_run(mlflow_python: Path, tmp_path: Path) -> None:
+    script = tmp_path / "autolog.py"
+    script.write_text(
+        "import json, mlflow\n"
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import Ridge\n"
+        "mlflow.sklearn.autolog()\n"
+        "x, y = load_diabetes(return_X_y=True)\n"
+        "with mlflow.start_run() as run:\n"
+        "    Ridge(alpha=0.5).fit(x, y)\n"
+        "inputs = mlflow.MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs\n"
+        "print('RESULT=' + json.dumps([d.dataset.name for d in inputs]))\n"
+    )
+    done = _run(_project(tmp_path / "p", mlflow_python, str(script)), "embedded", None)
+    assert done.returncode == 0, done.stderr
+    assert "autologging" not in done.stderr  # MLflow warns there when a logging call fails
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT="))
+    assert json.loads(line.removeprefix("RESULT=")) == ["dataset"]
+    record = open_store().get_run(_run_id(done.stderr))
+    assert record.parameters["alpha"] == "0.5" and record.parameters["fit_intercept"] == "True"
+    assert record.metrics["training_r2_score"] > 0.4
+    assert record.tags["estimator_name"] == "Ridge"

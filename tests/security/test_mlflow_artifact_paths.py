@@ -73,7 +73,8 @@ def test_uploads_land_inside_the_runs_files_or_are_refused(
     url, root, run_id = server
     base = f"/api/2.0/mlflow-artifacts/artifacts/{run_id}/"
     statuses = [_put(url, base + quote(path, safe="/")), _put(url, base + path)]
-    assert all(status in (200, 400, 404, 405) for status in statuses), (path, statuses)
+    # 307: a path no route takes (a newline), redirected by the router; nothing is written
+    assert all(status in (200, 307, 400, 404, 405) for status in statuses), (path, statuses)
     assert _outside(root, run_id) == []
 
 

@@ -53,10 +53,11 @@ class Runs:
         except RunNotFound as exc:
             raise missing from exc
 
-    def run_message(self, record: RunRecord) -> dict[str, Any]:
+    def run_message(self, record: RunRecord, experiment_id: str | None = None) -> dict[str, Any]:
         latest = self.store.latest_metrics(record.run_id)
         outputs = self.models.outputs(record)
-        return run_json(record, self.experiments.id_of(record.experiment), latest, outputs)
+        found = experiment_id or self.experiments.id_of(record.experiment)
+        return run_json(record, found, latest, outputs)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -71,9 +72,9 @@ class Runs:
         matches = search.matcher(search.parse_filter(p.text(fields, "filter", required=False)))
         found = [r for r in self._runs_of(p.strings(fields, "experiment_ids")) if matches(r)]
         ordered = search.sort_runs(found, p.strings(fields, "order_by"))
-        body: dict[str, Any] = {
-            "runs": [self.run_message(r) for r in ordered[offset : offset + limit]]
-        }
+        ids = {name: str(number) for number, name, _ in self.store.experiments()}
+        page = ordered[offset : offset + limit]
+        body: dict[str, Any] = {"runs": [self.run_message(r, ids[r.experiment]) for r in page]}
         if offset + limit < len(ordered):
             body["next_page_token"] = str(offset + limit)
         return body

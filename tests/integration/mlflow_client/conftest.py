@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_store_postgres import database_url, postgres_url  # noqa: F401
 from tests.live_server import free_port, server_process
 from tests.mlflow_venv import create_mlflow_venv
 
@@ -28,4 +29,13 @@ def runner_server(runner_home: Path, tmp_path: Path) -> Iterator[str]:
     """A `runner server` process over this test's RUNNER_HOME; its URL."""
     port = free_port()
     with server_process(port, log=tmp_path / "server.log"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def runner_server_on_postgres(database_url: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    """A `runner server` process over a fresh PostgreSQL database; its URL."""
+    port = free_port()
+    env = {"RUNNER_TRACKING_URI": database_url}
+    with server_process(port, env=env, log=tmp_path / "server.log"):
         yield f"http://127.0.0.1:{port}"

@@ -39,7 +39,7 @@ def _project(root: Path, python: Path, command: str) -> Path:
 
 
 def _run(project: Path, mode: str, url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"RUNNER_TRACKING_URI": url} if mode == "server" and url else {}
+    env = {"RUNNER_TRACKING_URI": url} if url else {}
     flags = ["--mlflow-api"] if mode == "embedded" else []
     return run_cli("run", str(project), "--env-manager", "local", *flags, *args, env=env)
 
@@ -55,13 +55,16 @@ def _run_id(stderr: str) -> str:
 
 @pytest.fixture
 def tracking_url(request: pytest.FixtureRequest) -> str | None:
-    if request.node.callspec.params.get("mode") == "server":
+    mode = request.node.callspec.params.get("mode")
+    if mode == "server":
         return str(request.getfixturevalue("runner_server"))
+    if mode == "server-postgres":
+        return str(request.getfixturevalue("runner_server_on_postgres"))
     return None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", [*MODES, "server-postgres"])
 def test_real_mlflow_client_logs_everything_into_the_runner_run(
     mode: str, tracking_url: str | None, mlflow_python: Path, runner_home: Path, tmp_path: Path
 ) -> None:

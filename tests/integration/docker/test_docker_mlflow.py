@@ -1,4 +1,4 @@
-"""Containers reach the run's embedded MLflow API through the host gateway (host.docker.internal)."""
+"""Containers reach the run's embedded MLflow API through the host gateway."""
 
 from __future__ import annotations
 

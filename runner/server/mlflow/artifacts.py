@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,7 +40,7 @@ class ArtifactProxy:
                 async for chunk in request.stream():
                     spool.write(chunk)
                 spool.seek(0)
-                await run_in_threadpool(self._write, run_id, path, spool)
+                await run_in_threadpool(self._write, run_id, path, cast(BinaryIO, spool))
         except p.MlflowError as exc:
             return p.error_response(exc)
         except RunnerError as exc:

@@ -70,6 +70,7 @@ def run(
     run_name: str | None = None,
     synchronous: bool = True,
     recurse_submodules: bool = False,
+    mlflow_api: bool = False,
 ) -> Run:
     """Run an entry point of a project and return its :class:`Run`.
 
@@ -79,7 +80,8 @@ def run(
     run does not raise — check ``run.status()``. With ``synchronous=False`` the run executes
     in a detached process and the call returns at once. ``env_manager=None`` picks the
     project's own (python_env → uv, conda → conda, none → local). ``recurse_submodules``
-    fetches a git source's submodules (never done by default).
+    fetches a git source's submodules (never done by default). ``mlflow_api`` serves MLflow's
+    tracking API to the entry point even when its environment has no mlflow package.
     """
     from runner.execution.lifecycle import request_from_api, run_in_process
 
@@ -95,6 +97,7 @@ def run(
         run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
         submodules=recurse_submodules,
+        mlflow_api=mlflow_api,
     )
     run_id, _ = run_in_process(request, synchronous=synchronous)
     return Run(run_id)

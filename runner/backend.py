@@ -20,6 +20,8 @@ It INHERITS defaults it may override:
   tracking server, for runs on other machines).
 - ``preflight(spec, config)``: cheap checks before a run is recorded (default: none).
 - ``prepare(request) -> Prepared``: build or reuse what ``launch`` needs (default: nothing).
+- ``host_addresses(config)``: where the entry points reach this host (default: loopback;
+  a container backend adds its bridge's gateway).
 - For runs that outlive the runner process (a container engine or a cluster keeps them):
   ``attach(ref) -> RunHandle`` re-opens a recorded run from any process (default: refused),
   and ``reconcile(refs)`` tells what became of runs whose runner process is gone (default:
@@ -168,6 +170,11 @@ class BaseBackend:
 
     def prepare(self, request: LaunchRequest) -> Prepared:
         return Prepared(request)
+
+    def host_addresses(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Addresses of this host that the backend's entry points can connect to; a server the
+        runner starts for a run (the embedded MLflow API) listens there. Default: loopback."""
+        return ("127.0.0.1",)
 
     def launch(self, prepared: Prepared) -> RunHandle:
         raise NotImplementedError(f"backend {self.name!r} does not implement launch()")

@@ -27,7 +27,7 @@ BUSYBOX = Path("/bin/busybox")
 BUSYBOX_TAG = "runner-test/busybox:latest"
 PYTHON_TAG = f"runner-test/python:{sys.version_info.major}.{sys.version_info.minor}"
 RECIPE_LABEL = "runner.test.recipe"
-RECIPE = "2"  # bump when the recipe changes so cached images are rebuilt
+RECIPE = "4"  # bump when the recipe changes so cached images are rebuilt
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Names of what one test session creates, so its leak check and cleanup never touch anything
@@ -168,10 +168,19 @@ def _library_members(prefix: Path) -> Iterator[Member]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     binaries = [prefix / "bin" / Path(sys.executable).resolve().name]
     binaries += [p for p in (stdlib / "lib-dynload").glob("*.so") if "_tkinter" not in p.name]
-    for lib in sorted(_ldd_paths(binaries)):
+    for lib in sorted(_ldd_paths(binaries) | _wheel_system_libs()):
         if not lib.startswith(str(prefix)):
             real_dir = os.path.realpath(os.path.dirname(lib))
             yield f"{real_dir}/{os.path.basename(lib)}", Path(lib)
+
+
+def _wheel_system_libs() -> set[str]:
+    """The manylinux policy's system libraries that wheels (pydantic-core, numpy) link to."""
+    import glob
+
+    names = ("libgcc_s.so.1", "libstdc++.so.6", "librt.so.1", "libdl.so.2", "libpthread.so.0",
+             "libutil.so.1", "libresolv.so.2", "libm.so.6")  # fmt: skip
+    return {found for name in names for found in glob.glob(f"/usr/lib/*-linux-gnu/{name}")[:1]}
 
 
 def _ldd_paths(binaries: list[Path]) -> set[str]:

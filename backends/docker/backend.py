@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.docker.args import map_docker_args
 from backends.docker.build import CONFIG_SCHEMA, LABEL_MANAGED, LABEL_RUN_ID, container_options
-from backends.docker.client import api_errors, connect, root_cause
+from backends.docker.client import api_errors, bridge_gateway, connect, root_cause
 from backends.docker.image import ImageBuilder
 from runner.backend import (
     LOST,
@@ -169,6 +170,13 @@ class DockerBackend(BaseBackend):
         probe = LaunchRequest("preflight", "true", spec.root, {}, spec, config=config)
         container_options(probe, os.environ)
         connect(config).close()
+
+    def host_addresses(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Loopback, and the default bridge's gateway: the address ``host-gateway`` (the
+        ``host.docker.internal`` alias the run gets) names inside a container."""
+        if map_docker_args(config.get("docker_args", {})).get("network_mode") == "host":
+            return ("127.0.0.1",)
+        return ("127.0.0.1", bridge_gateway(config))
 
     def prepare(self, request: LaunchRequest) -> DockerPrepared:
         # the pure checks come first: a refused mount or env var builds nothing

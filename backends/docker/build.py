@@ -27,6 +27,7 @@ from runner.errors import BackendError
 PROJECT_DIR = "/runner/project"
 TRACKING_DIR = "/runner/tracking"
 TRACKING_VAR = "RUNNER_TRACKING_URI"
+MLFLOW_VAR = "MLFLOW_TRACKING_URI"  # the server or embedded MLflow API code for MLflow logs to
 ARTIFACTS_DIR = "/runner/artifacts"
 ARTIFACTS_VAR = "RUNNER_ARTIFACTS_DIR"
 LIB_DIR = "/runner/lib"
@@ -76,6 +77,13 @@ def tracking_plan(
     return plan
 
 
+def mlflow_plan(run_env: Mapping[str, str], network_mode: str | None) -> TrackingPlan:
+    """MLflow's client reaches the host's server (or the run's embedded MLflow API) as the
+    runner's own tracking client does: a loopback URL becomes the host-gateway alias."""
+    uri = run_env.get(MLFLOW_VAR, "")
+    return _url_plan(uri, network_mode, MLFLOW_VAR) if uri.startswith("http") else TrackingPlan()
+
+
 def _journal_plan(run_env: Mapping[str, str]) -> TrackingPlan:
     host_dir = run_env.get(ARTIFACTS_VAR)
     if not host_dir:
@@ -101,16 +109,16 @@ def _sqlite_plan(uri: str) -> TrackingPlan:
     return TrackingPlan((f"{db.parent}:{TRACKING_DIR}:rw",), {TRACKING_VAR: rewritten})
 
 
-def _url_plan(uri: str, network_mode: str | None) -> TrackingPlan:
+def _url_plan(uri: str, network_mode: str | None, variable: str = TRACKING_VAR) -> TrackingPlan:
     """A loopback URL is rewritten to the host as the container sees it (host-gateway)."""
     parts = urlsplit(uri)
     if parts.hostname not in _LOOPBACK or network_mode == "host":
-        return TrackingPlan(env={TRACKING_VAR: uri})
+        return TrackingPlan(env={variable: uri})
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = (f"{userinfo}@" if userinfo else "") + HOST_ALIAS
     netloc += f":{parts.port}" if parts.port else ""
     rewritten = urlunsplit(parts._replace(netloc=netloc))
-    return TrackingPlan(env={TRACKING_VAR: rewritten}, extra_hosts={HOST_ALIAS: "host-gateway"})
+    return TrackingPlan(env={variable: rewritten}, extra_hosts={HOST_ALIAS: "host-gateway"})
 
 
 def container_command(command: str) -> list[str]:
@@ -167,7 +175,9 @@ def container_options(request: LaunchRequest, host_env: Mapping[str, str]) -> di
     """Every ``containers.create`` argument but the image; raises before anything is built."""
     options = map_docker_args(request.config.get("docker_args", {}))
     share_db = bool(request.config.get("share_tracking_db", False))
-    tracking = tracking_plan(request.env, options.get("network_mode"), share_db)
+    tracking = tracking_plan(request.env, options.get("network_mode"), share_db) + mlflow_plan(
+        request.env, options.get("network_mode")
+    )
     mounts = _checked_mounts(request, host_env)
     env = container_env(request.env, tracking, _project_env(request, host_env))
     hosts = {**tracking.extra_hosts, **options.pop("extra_hosts", {})}

@@ -57,6 +57,30 @@ def connect(config: Mapping[str, Any] | None = None, *, streaming: bool = False)
     return client
 
 
+def bridge_gateway(config: Mapping[str, Any]) -> str:
+    """The host's address on the default bridge network (what ``host-gateway`` resolves to)."""
+    client = connect(config)
+    try:
+        with api_errors("reading the bridge network"):
+            ipam = client.api.inspect_network("bridge").get("IPAM") or {}
+    finally:
+        client.close()
+    for entry in ipam.get("Config") or ():
+        if entry.get("Gateway"):
+            return str(entry["Gateway"])
+        if entry.get("Subnet") and ":" not in entry["Subnet"]:
+            # the default bridge often lists no gateway: dockerd gives the bridge the first
+            # address of its subnet (172.17.0.1 of 172.17.0.0/16)
+            import ipaddress
+
+            return str(next(ipaddress.ip_network(entry["Subnet"], strict=False).hosts()))
+    raise BackendError(
+        "the Docker bridge network has no gateway address, so a container cannot reach a "
+        "server on this host",
+        hint="use -A network=host, or run the tracking server on an address containers reach",
+    )
+
+
 @contextlib.contextmanager
 def api_errors(action: str) -> Iterator[None]:
     import docker.errors

@@ -13,4 +13,5 @@ MODULES = (
     "concurrent_runs",
     "server_api",
     "ui_pages",
+    "mlflow_api",
 )

@@ -78,6 +78,12 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="For git sources: also fetch the project's submodules (off by default, for safety).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
+@click.option(
+    "--mlflow-api",
+    is_flag=True,
+    help="Serve MLflow's tracking API to the entry point for the run's duration, so mlflow.log_* "
+    "calls land in this run (automatic when the run's environment has mlflow or mlflow-skinny).",
+)
 def run(
     uri: str,
     entry_point: str,
@@ -92,6 +98,7 @@ def run(
     detach: bool,
     recurse_submodules: bool,
     quiet: bool,
+    mlflow_api: bool,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -118,6 +125,7 @@ def run(
         detach=detach,
         submodules=recurse_submodules,
         quiet=quiet,
+        mlflow_api=mlflow_api,
     )
 
 

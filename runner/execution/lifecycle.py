@@ -45,6 +45,7 @@ def run_from_cli(
     detach: bool,
     submodules: bool,
     quiet: bool,
+    mlflow_api: bool = False,
 ) -> int:
     """`runner run`: returns the process exit code."""
     from runner.project.params import parse_param_args
@@ -64,6 +65,7 @@ def run_from_cli(
         run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
         submodules=submodules,
+        mlflow_api=mlflow_api,
     )
     plan = make_plan(request)
     for warning in plan.warnings:

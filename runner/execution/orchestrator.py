@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from runner.procinfo import process_start_time
 from runner.status import RunStatus
 
 if TYPE_CHECKING:
+    from runner.backend import Backend
     from runner.envs import PreparedEnv
     from runner.project.records import ProjectSpec
     from runner.store import Store
@@ -224,13 +225,43 @@ def _prepare_and_launch(
     environment = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
     for warning in environment.warnings:
         progress(f"warning: {warning}")
-    with lease_env(environment, run_id=run_id):
-        request = _launch_request(run_id, plan, spec, environment, backend.tracking)
+    with (
+        lease_env(environment, run_id=run_id),
+        _mlflow_api(run_id, plan, store, environment, backend, progress) as mlflow_env,
+    ):
+        request = _launch_request(run_id, plan, spec, environment, backend.tracking, mlflow_env)
         prepared = backend.prepare(request)
         store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
             handle = backend.launch(prepared)
         return _follow(handle, run_id, sink, SecretMask(plan.secrets))
+
+
+def _mlflow_api(
+    run_id: str,
+    plan: Plan,
+    store: Store,
+    environment: PreparedEnv,
+    backend: Backend,
+    progress: Progress,
+) -> AbstractContextManager[dict[str, str]]:
+    """MLflow's variables for the entry point (and, for a database store, the embedded MLflow
+    API while the run lasts); nothing is imported for runs that need neither."""
+    from runner.execution.mlflow_api import has_mlflow, is_server, mlflow_variables
+    from runner.home import tracking_uri
+
+    wanted = plan.mlflow_api or has_mlflow(environment)
+    if not wanted and not is_server(tracking_uri()):
+        return nullcontext({})
+    addresses = getattr(backend, "host_addresses", None) or (lambda config: ("127.0.0.1",))
+    return mlflow_variables(
+        run_id,
+        plan.experiment,
+        store,
+        wanted=wanted,
+        addresses=lambda: addresses(plan.backend_config),
+        progress=progress,
+    )
 
 
 def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
@@ -242,10 +273,16 @@ def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> d
 
 
 def _launch_request(
-    run_id: str, plan: Plan, spec: ProjectSpec, environment: PreparedEnv, transport: Transport
+    run_id: str,
+    plan: Plan,
+    spec: ProjectSpec,
+    environment: PreparedEnv,
+    transport: Transport,
+    mlflow_env: Mapping[str, str],
 ) -> LaunchRequest:
     env = {
         **run_variables(run_id, plan.experiment, transport),
+        **mlflow_env,
         "PYTHONPATH": os.pathsep.join(
             filter(None, [tracking_pythonpath(), os.environ.get("PYTHONPATH")])
         ),

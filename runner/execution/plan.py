@@ -36,6 +36,7 @@ class RunRequest:
     parent_run_id: str | None = None
     cwd: Path = field(default_factory=Path.cwd)
     submodules: bool = False  # git sources only: fetch submodules (never by default)
+    mlflow_api: bool = False  # serve the MLflow API to the run even if its env lacks mlflow
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Plan:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # the parsed spec, kept in-process so it is not parsed twice; a detached supervisor reloads
     spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
+    # serve the MLflow API for the run's duration even if its environment has no mlflow
+    mlflow_api: bool = False
 
     @property
     def recorded_command(self) -> str:
@@ -175,6 +178,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         diff=fetched.diff,
         warnings=tuple(fetched.provenance.warnings),
         spec=spec,
+        mlflow_api=request.mlflow_api,
     )
 
 

@@ -21,6 +21,7 @@ QUICK_CASES = {
     "reconcile-10k-live",
     "server-log-100k-metrics",
     "server-search-10k-runs",
+    "mlflow-api-startup",
 }
 
 

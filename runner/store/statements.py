@@ -127,3 +127,11 @@ CLAIM = (
     "INSERT INTO intervals (name, done_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
     " SET done_at = excluded.done_at WHERE intervals.done_at <= ? OR intervals.done_at > ?"
 )
+
+# The step cache: a key is set on a run once it FINISHED; a hit is the newest such run.
+SET_CACHE_KEY = "UPDATE runs SET cache_key = ? WHERE run_id = ? AND status = 'FINISHED'"
+CACHED_RUN = (
+    "SELECT run_id FROM runs WHERE cache_key = ? AND status = 'FINISHED'"
+    " ORDER BY end_time DESC LIMIT 1"
+)
+CHILDREN_OF_RUN = SELECT_RECORD + " WHERE parent_run_id = ?" + OLDEST_FIRST

@@ -148,15 +148,23 @@ def _shown(text: str, limit: int = 200) -> str:
 
 def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     from runner.envs.select import choose_manager
+    from runner.execution.artifacts import ArtifactCopies
     from runner.project.params import resolve_params
     from runner.project.spec import get_entry_point, load_spec
 
     spec = load_spec(fetched.project_dir)
     entry = get_entry_point(spec, request.entry_point)
-    resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
-    manager = choose_manager(spec, request.env_manager)
-    backend = choose_backend(request.backend, manager, spec.env.kind)
-    validate_backend(backend, request.backend_config, spec)
+    copies = ArtifactCopies()  # runs:/ values of path parameters: private local copies
+    try:
+        resolved = resolve_params(
+            entry, request.parameters, cwd=request.cwd, locators={"runs": copies}
+        )
+        manager = choose_manager(spec, request.env_manager)
+        backend = choose_backend(request.backend, manager, spec.env.kind)
+        validate_backend(backend, request.backend_config, spec)
+    except BaseException:
+        _remove_copies(copies.copies)
+        raise
     return Plan(
         project_dir=fetched.project_dir,
         entry_point=entry.name,
@@ -170,12 +178,19 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         experiment=request.experiment,
         run_name=request.run_name,
         parent_run_id=request.parent_run_id,
-        cleanup_paths=tuple(fetched.cleanup_paths),
+        cleanup_paths=(*fetched.cleanup_paths, *copies.copies),
         input_paths=resolved.paths,
         diff=fetched.diff,
         warnings=tuple(fetched.provenance.warnings),
         spec=spec,
     )
+
+
+def _remove_copies(paths: list[Path]) -> None:
+    import shutil
+
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def choose_backend(requested: str | None, manager: str, kind: str) -> str:

@@ -15,7 +15,9 @@ def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("cache_key", sa.String(64), nullable=True))
     # a hit is one index probe: the newest FINISHED run of a key
-    op.create_index("ix_runs_cache_key_status_end_time", "runs", ["cache_key", "status", "end_time"])
+    op.create_index(
+        "ix_runs_cache_key_status_end_time", "runs", ["cache_key", "status", "end_time"]
+    )
     op.create_index("ix_runs_parent_run_id_start_time", "runs", ["parent_run_id", "start_time"])
 
 

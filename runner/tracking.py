@@ -141,6 +141,12 @@ def set_tag(key: str, value: Any) -> None:
     _append({"t": "tag", "key": str(key), "value": str(value)})
 
 
+def log_output(name: str, value: Any) -> None:
+    """Publish ``value`` as this run's output ``name``: in a workflow, a later step's
+    parameter ``${{ steps.<this step>.outputs.<name> }}`` receives it (as text)."""
+    _append({"t": "output", "key": str(name), "value": str(value)})
+
+
 def _checked_artifact_path(artifact_path: str) -> str:
     parts = Path(artifact_path).parts
     if Path(artifact_path).is_absolute() or ".." in parts:

@@ -116,6 +116,13 @@ def make_plan(request: RunRequest) -> Plan:
         raise
 
 
+def plan_fetched(request: RunRequest, fetched: Any) -> Plan:
+    """``make_plan`` for a project fetched already (the steps of a workflow share one fetch);
+    the caller keeps ``fetched`` and removes it, so the plan cleans up only its own copies."""
+    _check_text(request)
+    return _plan_fetched(request, fetched)
+
+
 def _check_text(request: RunRequest) -> None:
     """Everything recorded must be text: bytes that are not UTF-8 come from the command line
     as surrogate escapes, which no store, log or terminal can take."""

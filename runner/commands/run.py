@@ -70,6 +70,17 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="For git sources: also fetch the project's submodules (off by default, for safety).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
+@click.option(
+    "--sweep",
+    type=click.Choice(["grid", "random"]),
+    help="Run one child per combination of the -P values (a,b,c; for random also "
+    "uniform(a,b), loguniform(a,b), choice(a,b)) under a parent run.",
+)
+@click.option("--samples", type=click.IntRange(min=1), help="--sweep random: how many children.")
+@click.option("--seed", type=int, help="--sweep random: the random seed (reproducible draws).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=1, help="--sweep: at once.")
+@click.option("--metric", help="--sweep: sort the summary by this metric; the best is recorded.")
+@click.option("--maximize", is_flag=True, help="--sweep: a higher --metric is better.")
 def run(
     uri: str,
     entry_point: str,
@@ -84,6 +95,12 @@ def run(
     detach: bool,
     recurse_submodules: bool,
     quiet: bool,
+    sweep: str | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    max_parallel: int = 1,
+    metric: str | None = None,
+    maximize: bool = False,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -96,6 +113,21 @@ def run(
     """
     from runner.execution.lifecycle import run_from_cli
 
+    if sweep is not None:
+        from runner.workflow.sweeprun import SweepOptions, run_sweep_from_cli
+
+        return run_sweep_from_cli(
+            uri=uri,
+            entry_point=entry_point,
+            params=params,
+            version=version,
+            env_manager=env_manager,
+            backend=backend,
+            backend_config=backend_config,
+            docker_args=docker_args,
+            experiment=experiment_name,
+            options=SweepOptions(sweep, samples, seed, max_parallel, metric, maximize),
+        )
     return run_from_cli(
         uri=uri,
         entry_point=entry_point,

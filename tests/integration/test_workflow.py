@@ -459,3 +459,16 @@ def test_without_sweep_a_comma_value_is_one_string(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     [run] = records()
     assert run["parameters"]["label"] == "1,2"
+
+
+def test_the_multistep_sample_passes_its_data_set_between_steps() -> None:
+    sample = Path(__file__).resolve().parents[2] / "sample_projects" / "multistep_workflow"
+    summary = run_json(sample / "workflow.yaml", "-P", "max_rows=500")
+    assert summary["returncode"] == 0, summary["stderr"]
+    evaluate = record(summary["steps"]["evaluate"]["run_id"])
+    etl_id = summary["steps"]["etl"]["run_id"]
+    assert evaluate["parameters"]["data"] == f"runs:/{etl_id}/dataset"
+    assert evaluate["environment"]["manager"] == "uv"
+    assert float(evaluate["tags"]["runner.output.test_mse"]) < 0.1
+    again = run_json(sample / "workflow.yaml", "-P", "max_rows=500")
+    assert {s["status"] for s in again["steps"].values()} == {"cached"}

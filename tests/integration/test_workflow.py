@@ -472,3 +472,35 @@ def test_the_multistep_sample_passes_its_data_set_between_steps() -> None:
     assert float(evaluate["tags"]["runner.output.test_mse"]) < 0.1
     again = run_json(sample / "workflow.yaml", "-P", "max_rows=500")
     assert {s["status"] for s in again["steps"].values()} == {"cached"}
+
+
+def test_python_api_and_runner_run_inside_an_entry_point_link_children(tmp_path: Path) -> None:
+    sleeper(tmp_path / "p")
+    write_project(
+        tmp_path / "driver",
+        {
+            "MLproject": """
+                entry_points:
+                  main:
+                    command: "python driver.py"
+            """,
+            "driver.py": f"""
+                import runner
+                child = runner.run({str(tmp_path / "p")!r}, parameters={{"label": "c"}})
+                flow = runner.workflow({str(tmp_path / "wf.yaml")!r})
+                print("CHILD", child.status().value, "FLOW", flow.status().value)
+            """,
+        },
+    )
+    workflow_file(tmp_path, "steps:\n  only: {project: p}\n")
+    result = run_cli("run", str(tmp_path / "driver"))
+    assert result.returncode == 0, result.stderr
+    assert "CHILD FINISHED FLOW FINISHED" in result.stdout
+    runs = records()
+    [driver] = [r for r in runs if r["run_name"] and r["command"] == "python driver.py"]
+    direct = [r for r in runs if r["parent_run_id"] == driver["run_id"]]
+    assert sorted(r["entry_point"] for r in direct) == ["main", "workflow"]
+    [flow] = [r for r in direct if r["entry_point"] == "workflow"]
+    assert [r["tags"]["runner.step"] for r in runs if r["parent_run_id"] == flow["run_id"]] == [
+        "only"
+    ]

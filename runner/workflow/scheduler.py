@@ -54,6 +54,7 @@ class Scheduler:
         self.reporter, self.options = reporter, options
         self.steps = {name: StepState(step) for name, step in spec.steps.items()}
         self.stopping = False
+        self.exited: list[subprocess.Popen[bytes]] = []
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -71,6 +72,9 @@ class Scheduler:
             raise
         finally:
             self.reporter.close(self.steps)
+            for process in self.exited:
+                with contextlib.suppress(Exception):
+                    process.wait(CANCEL_SECONDS)
         return self.steps
 
     def _running(self) -> list[StepState]:
@@ -190,12 +194,20 @@ class Scheduler:
         for step in self._running():
             process = step.process
             assert process is not None
-            if process.poll() is None:
+            if process.poll() is None and not self._recorded_end(step):
                 self._check_deadline(step)
                 continue
+            self.exited.append(process)  # reaped later: its interpreter may still be exiting
             self._ended(step, process.returncode)
             changed = True
+        self.exited = [p for p in self.exited if p.poll() is None]
         return changed
+
+    def _recorded_end(self, step: StepState) -> bool:
+        """The supervisor recorded the end: the next step need not wait for its exit."""
+        assert step.run_id is not None
+        live = self.store.live_run(step.run_id)
+        return live is None
 
     def _check_deadline(self, step: StepState) -> None:
         if step.deadline is None or step.timed_out or time.monotonic() < step.deadline:
@@ -211,7 +223,7 @@ class Scheduler:
             with contextlib.suppress(ProcessLookupError):
                 step.process.send_signal(signal.SIGTERM)
 
-    def _ended(self, step: StepState, code: int) -> None:
+    def _ended(self, step: StepState, code: int | None) -> None:
         assert step.run_id is not None
         step.ended = time.monotonic()
         record = self.store.get_run(step.run_id)

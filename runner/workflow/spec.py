@@ -70,25 +70,35 @@ def load_workflow(path: Path) -> WorkflowSpec:
 
 
 def parse_workflow(data: bytes, name: str, root: Path) -> WorkflowSpec:
+    from runner.project import speccache
+
+    schema = _schema_path().read_bytes()
+    key = speccache.digest(schema, data)  # the schema is in the key: no clash with MLprojects
+    doc = speccache.lookup(key, name) or _parse_and_validate(data, name, schema, key)
+    return _Builder(doc, root, data.decode()).build()
+
+
+def _parse_and_validate(data: bytes, name: str, schema: bytes, key: str) -> YamlDoc:
+    """A file seen before skips this (YAML parsing and importing jsonschema cost ~0.2 s)."""
+    from runner.project import speccache
     from runner.project.yamlsafe import parse_yaml
 
     doc = parse_yaml(data, name)
     if doc.data is None:
         raise SpecError(f"{name}:1:1: the file is empty", hint=HINT)
-    problems = schema_problems(doc, _schema())
+    problems = schema_problems(doc, json.loads(schema))
     if problems:
         raise _error(problems)
-    return _Builder(doc, root, data.decode()).build()
+    speccache.remember(key, doc)
+    return doc
 
 
-def _schema() -> dict[str, Any]:
+def _schema_path() -> Path:
     import runner
 
     package = Path(runner.__file__).parent
     in_repo = package.parent / "schemas" / SCHEMA_NAME
-    path = in_repo if in_repo.is_file() else package / "_schemas" / SCHEMA_NAME
-    schema: dict[str, Any] = json.loads(path.read_bytes())
-    return schema
+    return in_repo if in_repo.is_file() else package / "_schemas" / SCHEMA_NAME
 
 
 def _error(problems: list[Problem]) -> SpecError:

@@ -109,9 +109,9 @@ def submit_step(store: Store, plan: Plan, tags: Mapping[str, str]) -> str:
 
 
 def record_reused(store: Store, plan: Plan, tags: Mapping[str, str]) -> str:
-    """A step run that reuses an earlier FINISHED one: recorded FINISHED at once."""
+    """A step run that reuses an earlier FINISHED one: recorded FINISHED at once (its plan
+    and artifacts are those of the run it reuses)."""
     run_id = store.create_run(_new_run(plan, tags))
-    _keep_plan(run_id, plan)
     store.finish_run(run_id, RunStatus.FINISHED, 0, None)
     return run_id
 

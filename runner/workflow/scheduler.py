@@ -16,6 +16,7 @@ from runner.execution.interrupts import Cancelled, deferred, raise_pending
 from runner.status import RunStatus
 from runner.workflow import steps as step_runs
 from runner.workflow.durations import shown
+from runner.workflow.launch import Launcher
 from runner.workflow.outputs import output_tags, output_value
 from runner.workflow.refs import Ref, substitute
 from runner.workflow.state import DONE, SUCCEEDED, StepState
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 TICK = 0.01  # how often running steps are polled: small next to any step's own start-up
 CANCEL_SECONDS = 30.0
+RECONCILE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Scheduler:
         self.steps = {name: StepState(step) for name, step in spec.steps.items()}
         self.stopping = False
         self.exited: list[subprocess.Popen[bytes]] = []
+        self.launcher = Launcher(store)
+        self.last_reconcile = time.monotonic()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class Scheduler:
             elif self._can_start(step):
                 self._start(step)
                 started = True
+        self.launcher.flush()
         return started
 
     def _blocked_by(self, step: StepState) -> str | None:
@@ -144,11 +149,9 @@ class Scheduler:
         self.reporter.event(step, f"running as run {step.run_id}{retry}")
         raise_pending()
 
-    def _launch(self, step: StepState) -> subprocess.Popen[bytes]:
-        from runner.workflow.launch import start_supervisor
-
+    def _launch(self, step: StepState) -> subprocess.Popen[bytes] | None:
         assert step.run_id is not None and step.plan is not None
-        return start_supervisor(step.run_id, self.store, step.plan)
+        return self.launcher.start(step.run_id, step.plan)
 
     def _values(self, step: StepState) -> dict[str, str]:
         def value_of(ref: Ref) -> str:
@@ -191,17 +194,29 @@ class Scheduler:
 
     def _poll_running(self) -> bool:
         changed = False
+        self._settle_lost_runners()
         for step in self._running():
             process = step.process
-            assert process is not None
-            if process.poll() is None and not self._recorded_end(step):
+            if (process is None or process.poll() is None) and not self._recorded_end(step):
                 self._check_deadline(step)
                 continue
-            self.exited.append(process)  # reaped later: its interpreter may still be exiting
-            self._ended(step, process.returncode)
+            if process is not None:
+                self.exited.append(process)  # reaped later: its interpreter may still exit
+            self._ended(step, None if process is None else process.returncode)
             changed = True
         self.exited = [p for p in self.exited if p.poll() is None]
         return changed
+
+    def _settle_lost_runners(self) -> None:
+        """Runs a backend started for us have no supervisor here to watch: every few seconds,
+        reconcile records the end of those whose runner died."""
+        batch = any(s.process is None for s in self._running())
+        if batch and time.monotonic() - self.last_reconcile > RECONCILE_SECONDS:
+            from runner.execution.reconcile import reconcile
+
+            self.last_reconcile = time.monotonic()
+            with contextlib.suppress(RunnerError):
+                reconcile(self.store)
 
     def _recorded_end(self, step: StepState) -> bool:
         """The supervisor recorded the end: the next step need not wait for its exit."""
@@ -222,6 +237,11 @@ class Scheduler:
         if step.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 step.process.send_signal(signal.SIGTERM)
+        elif step.run_id is not None:  # started by its backend: stopped the way any run is
+            from runner.execution.control import cancel_run
+
+            with contextlib.suppress(RunnerError):
+                cancel_run(self.store, step.run_id, wait_seconds=0)
 
     def _ended(self, step: StepState, code: int | None) -> None:
         assert step.run_id is not None
@@ -269,9 +289,9 @@ class Scheduler:
                 self._signal(step)
             deadline = time.monotonic() + CANCEL_SECONDS
             for step in running:
-                assert step.process is not None
                 with contextlib.suppress(Exception):
-                    step.process.wait(max(0.0, deadline - time.monotonic()))
+                    if step.process is not None:
+                        step.process.wait(max(0.0, deadline - time.monotonic()))
                 self._record_killed(step)
             for step in self.steps.values():
                 if step.status == "pending":

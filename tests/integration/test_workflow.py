@@ -504,3 +504,39 @@ def test_python_api_and_runner_run_inside_an_entry_point_link_children(tmp_path:
     assert [r["tags"]["runner.step"] for r in runs if r["parent_run_id"] == flow["run_id"]] == [
         "only"
     ]
+
+
+ARRAY_BACKEND = '''
+"""Runs like local, and starts a sweep's children in one call, as a Slurm job array would."""
+import json, os, subprocess, sys
+from tiny_backend import TinyBackend
+
+
+class ArrayBackend(TinyBackend):
+    name = "array"
+
+    def start_runs(self, run_ids):
+        with open(os.environ["ARRAY_LOG"], "a") as log:
+            log.write(json.dumps(run_ids) + "\\n")
+        tasks = " & ".join(f"{sys.executable} -m runner.execution.supervisor {i}" for i in run_ids)
+        subprocess.Popen(["bash", "-c", tasks + " & wait"], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+
+def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
+    from tests.integration.test_backend_plugin import _install_plugin
+
+    env = _install_plugin(tmp_path / "site")
+    (tmp_path / "site" / "array_backend.py").write_text(ARRAY_BACKEND)
+    points = tmp_path / "site" / "tiny_backend-0.1.dist-info" / "entry_points.txt"
+    points.write_text(points.read_text() + "array = array_backend:ArrayBackend\n")
+    env["ARRAY_LOG"] = str(tmp_path / "array.log")
+    sleeper(tmp_path / "p")
+    args = ["run", str(tmp_path / "p"), "-P", "label=a,b,c", "--sweep", "grid", "-b", "array"]
+    result = run_cli(*args, "--max-parallel", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
+    children = [r for r in records() if r["tags"].get("runner.step")]
+    assert sorted(batch) == sorted(r["run_id"] for r in children)
+    assert {r["status"] for r in children} == {"FINISHED"} and len(children) == 3

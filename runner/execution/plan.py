@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,22 +155,21 @@ def _shown(text: str, limit: int = 200) -> str:
 
 def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     from runner.envs.select import choose_manager
-    from runner.execution.artifacts import ArtifactCopies
     from runner.project.params import resolve_params
     from runner.project.spec import get_entry_point, load_spec
 
     spec = load_spec(fetched.project_dir)
     entry = get_entry_point(spec, request.entry_point)
-    copies = ArtifactCopies()  # runs:/ values of path parameters: private local copies
+    copies: list[Path] = []  # runs:/ values of path parameters get private local copies
     try:
         resolved = resolve_params(
-            entry, request.parameters, cwd=request.cwd, locators={"runs": copies}
+            entry, request.parameters, cwd=request.cwd, locators={"runs": _copier(copies)}
         )
         manager = choose_manager(spec, request.env_manager)
         backend = choose_backend(request.backend, manager, spec.env.kind)
         validate_backend(backend, request.backend_config, spec)
     except BaseException:
-        _remove_copies(copies.copies)
+        _remove_copies(copies)
         raise
     return Plan(
         project_dir=fetched.project_dir,
@@ -185,12 +184,27 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         experiment=request.experiment,
         run_name=request.run_name,
         parent_run_id=request.parent_run_id,
-        cleanup_paths=(*fetched.cleanup_paths, *copies.copies),
+        cleanup_paths=(*fetched.cleanup_paths, *copies),
         input_paths=resolved.paths,
         diff=fetched.diff,
         warnings=tuple(fetched.provenance.warnings),
         spec=spec,
     )
+
+
+def _copier(copies: list[Path]) -> Callable[[str, str], str]:
+    """Resolves a runs:/ value to a local copy, kept in ``copies`` (imported only when used)."""
+
+    def copy(name: str, uri: str) -> str:
+        from runner.execution.artifacts import ArtifactCopies
+
+        artifacts = ArtifactCopies()
+        try:
+            return artifacts(name, uri)
+        finally:
+            copies.extend(artifacts.copies)
+
+    return copy
 
 
 def _remove_copies(paths: list[Path]) -> None:

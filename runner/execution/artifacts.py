@@ -40,11 +40,13 @@ class ArtifactCopies:
 
     def __init__(self) -> None:
         self.copies: list[Path] = []
+        self.root = Path("/")  # the artifacts folder of the run being copied from
 
     def __call__(self, name: str, uri: str) -> str:
         run_id, path = split_runs_uri(uri)
         full_id = _full_run_id(name, run_id)
         source = artifact_path(full_id, path)
+        self.root = (run_artifacts_dir(full_id) / FILES).resolve()
         if not source.exists():
             raise ParameterError(
                 f"parameter '{name}': run {full_id} has no artifact {path!r}",
@@ -53,15 +55,28 @@ class ArtifactCopies:
             )
         return str(self._copy(source))
 
+    def _links_out(self, folder: str, names: list[str]) -> set[str]:
+        return _links_out_of(self.root, folder, names)
+
     def _copy(self, source: Path) -> Path:
         holder = Path(tempfile.mkdtemp(prefix="runner-input-"))
         self.copies.append(holder)
         target = holder / source.name
         if source.is_dir():
-            shutil.copytree(source, target, symlinks=True)
+            shutil.copytree(source, target, symlinks=True, ignore=self._links_out)
         else:
             shutil.copy2(source, target)
         return target
+
+
+def _links_out_of(root: Path, folder: str, names: list[str]) -> set[str]:
+    """Links in a copied folder that lead outside the run's artifacts are left out."""
+    base = Path(folder)
+    return {n for n in names if (base / n).is_symlink() and not _inside(root, base / n)}
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path.resolve().is_relative_to(root)
 
 
 def _full_run_id(name: str, run_id: str) -> str:

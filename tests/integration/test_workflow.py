@@ -540,3 +540,30 @@ def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: 
     children = [r for r in records() if r["tags"].get("runner.step")]
     assert sorted(batch) == sorted(r["run_id"] for r in children)
     assert {r["status"] for r in children} == {"FINISHED"} and len(children) == 3
+
+
+def test_live_view_on_a_terminal_shows_states_times_and_output_tails(tmp_path: Path) -> None:
+    from tests.integration.test_progress_tty import _run_on_a_terminal
+
+    write_project(
+        tmp_path / "talk",
+        {
+            "MLproject": 'entry_points:\n  main: {command: "python talk.py"}\n',
+            "talk.py": "import time\nprint('working on it', flush=True)\ntime.sleep(1.5)\n",
+        },
+    )
+    sleeper(tmp_path / "p")
+    wf = workflow_file(
+        tmp_path,
+        """
+        steps:
+          talk: {project: talk}
+          after: {project: p, needs: [talk]}
+        """,
+    )
+    code, screen = _run_on_a_terminal("workflow", "run", str(wf))
+    assert code == 0, screen
+    assert "\x1b[" in screen  # the table is redrawn in place
+    assert "| working on it" in screen  # the running step's last output line
+    assert "  talk   running" in screen and "  after  pending" in screen
+    assert "  after  finished" in screen.split("workflow run")[0]

@@ -472,6 +472,10 @@ def test_the_multistep_sample_passes_its_data_set_between_steps() -> None:
     assert float(evaluate["tags"]["runner.output.test_mse"]) < 0.1
     again = run_json(sample / "workflow.yaml", "-P", "max_rows=500")
     assert {s["status"] for s in again["steps"].values()} == {"cached"}
+    listing = run_cli("runs", "list").stdout.splitlines()
+    assert listing[0].split()[-1] == "PARENT"
+    child = next(line for line in listing if again["steps"]["etl"]["run_id"][:12] in line)
+    assert child.split()[-1] == again["run_id"][:12]
 
 
 def test_python_api_and_runner_run_inside_an_entry_point_link_children(tmp_path: Path) -> None:

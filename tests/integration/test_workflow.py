@@ -167,17 +167,19 @@ def test_code_change_misses_only_downstream(tmp_path: Path) -> None:
     assert {s["status"] for s in none["steps"].values()} == {"finished"}
 
 
-def test_environment_change_changes_the_step_key(tmp_path: Path) -> None:
+def test_environment_change_misses_and_the_same_environment_hits(tmp_path: Path) -> None:
     project = sleeper(tmp_path / "p")
+    (project / "python_env.yaml").write_text("python: '3.11'\ndependencies: []\n")
     wf = workflow_file(tmp_path, "steps:\n  a: {project: p}\n")
-    first = run_json(wf)
-    assert first["returncode"] == 0, first["stderr"]
-    (project / "python_env.yaml").write_text("python: '3'\ndependencies: []\n")
-    second = run_json(wf, "--env-manager", "local")
-    assert second["returncode"] == 0, second["stderr"]
-    # the project now has a python_env (also new content): never the old result
-    assert second["steps"]["a"]["status"] == "finished"
-    assert second["steps"]["a"]["cache_key"] != first["steps"]["a"]["cache_key"]
+    in_uv = run_json(wf)
+    assert in_uv["returncode"] == 0, in_uv["stderr"]
+    assert record(in_uv["steps"]["a"]["run_id"])["environment"]["manager"] == "uv"
+    # the same source and parameters in another environment: never the uv env's result
+    local = run_json(wf, "--env-manager", "local")
+    assert local["steps"]["a"]["status"] == "finished"
+    assert local["steps"]["a"]["cache_key"] != in_uv["steps"]["a"]["cache_key"]
+    again = run_json(wf)
+    assert again["steps"]["a"]["cached_from"] == in_uv["steps"]["a"]["run_id"]
 
 
 def test_a_failing_step_is_retried(tmp_path: Path) -> None:

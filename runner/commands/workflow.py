@@ -128,19 +128,21 @@ def status(run_id: str, as_json: bool) -> None:
     """Show the steps of workflow run RUN_ID: status, run, cached from, attempts."""
     from runner.display import printable, strict_json
     from runner.execution.lifecycle import open_reconciled_store
-    from runner.workflow.engine import load_recorded, step_table
+    from runner.workflow.engine import recorded_dag, step_table
 
     store = open_reconciled_store()
     try:
-        record, spec, _ = load_recorded(run_id, store)
-        table = step_table(store, record.run_id, list(spec.steps))
+        record, dag = recorded_dag(run_id, store)
+        table = step_table(store, record.run_id, dag["order"])
     finally:
         store.close()
     if as_json:
         data = {"run_id": record.run_id, "status": record.status.value, "steps": table}
         click.echo(strict_json(data))
         return
-    click.echo(printable(f"workflow {spec.name} ({record.run_id}): {record.status.value}"))
+    click.echo(
+        printable(f"{record.entry_point} {dag['name']} ({record.run_id}): {record.status.value}")
+    )
     for name, row in table.items():
         extra = f" cached from {row['cached_from']}" if row.get("cached_from") else ""
         run = f" run {row['run_id']}" if row.get("run_id") else ""

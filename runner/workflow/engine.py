@@ -99,13 +99,11 @@ def run_workflow(
     ^C and SIGTERM (``runner runs cancel``) cancel the running steps and are raised again
     once every step run has been recorded KILLED."""
     from runner.execution.lifecycle import open_reconciled_store
-    from runner.procinfo import become_subreaper
     from runner.workflow.cachekey import KeyParts
 
     params = workflow_parameters(spec, settings.parameters)
     settings = _with(settings, parameters=params)
-    store = open_reconciled_store()
-    become_subreaper()  # a step's supervisor orphaned by a crash is still ours to reap
+    store = open_reconciled_store()  # each step's supervisor is the subreaper of its run
     started = time.monotonic()
     with deferred():
         run_id = _create_run(store, spec, settings, dict(tags or {}))
@@ -250,19 +248,30 @@ def _finish(
 # -- resume and status ---------------------------------------------------------------------
 
 
+def recorded_dag(run_id: str, store: Store) -> tuple[RunRecord, dict[str, Any]]:
+    """A workflow or sweep run and its dag.json (steps in order, how it was started)."""
+    record = store.get_run(run_id)
+    path = run_artifacts_dir(record.run_id) / DAG_FILE
+    if record.tags.get(KIND_TAG) not in ("workflow", "sweep") or not path.is_file():
+        raise UsageError(
+            f"run {record.run_id} is not a workflow run",
+            hint="`runner runs list` shows workflow runs with entry point workflow or sweep",
+        )
+    dag: dict[str, Any] = json.loads(path.read_text())
+    return record, dag
+
+
 def load_recorded(run_id: str, store: Store) -> tuple[RunRecord, WorkflowSpec, Settings]:
     """The workflow file and settings a workflow run was started with, from its artifacts."""
     from runner.workflow.spec import parse_workflow
 
-    record = store.get_run(run_id)
-    artifacts = run_artifacts_dir(record.run_id)
-    if (
-        record.tags.get(KIND_TAG) not in ("workflow", "sweep")
-        or not (artifacts / DAG_FILE).is_file()
-    ):
-        raise UsageError(f"run {record.run_id} is not a workflow run")
-    dag = json.loads((artifacts / DAG_FILE).read_text())
-    text = (artifacts / WORKFLOW_FILE).read_bytes()
+    record, dag = recorded_dag(run_id, store)
+    if record.tags.get(KIND_TAG) == "sweep":
+        raise UsageError(
+            f"run {record.run_id} is a sweep: sweeps cannot be resumed yet",
+            hint="run the same sweep again: the children that finished are reused from the cache",
+        )
+    text = (run_artifacts_dir(record.run_id) / WORKFLOW_FILE).read_bytes()
     spec = parse_workflow(text, WORKFLOW_FILE, Path(dag["root"]))
     settings = Settings(**{**dag["settings"], "refresh": tuple(dag["settings"]["refresh"])})
     return record, spec, settings

@@ -93,6 +93,9 @@ def sweep_spec(
     cwd: Path,
 ) -> WorkflowSpec:
     """A workflow of independent steps, one per point, named after its values."""
+    literal = [k for p in points for k, v in p.items() if "${{" in v]
+    if literal:
+        raise UsageError(f"-P {literal[0]}: '${{{{' has no meaning in a sweep's values")
     steps = {}
     for index, point in enumerate(points):
         name = f"{index:03d}:" + ",".join(f"{k}={v}" for k, v in point.items())

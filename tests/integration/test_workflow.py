@@ -436,6 +436,13 @@ def test_sweep_grid_children_summary_and_best_run(tmp_path: Path) -> None:
     assert table[1].startswith("002:alpha=0.3,l1=0") and table[-1].startswith(
         "best: run " + best["run_id"]
     )
+    status = run_cli("workflow", "status", parent["run_id"])
+    assert status.stdout.splitlines()[0] == f"sweep sweep-train ({parent['run_id']}): FINISHED"
+    resume = run_cli("workflow", "resume", parent["run_id"])
+    assert resume.returncode == 2
+    assert f"run {parent['run_id']} is a sweep: sweeps cannot be resumed yet" in resume.stderr
+    not_a_workflow = run_cli("workflow", "status", children[0]["run_id"])
+    assert f"error: run {children[0]['run_id']} is not a workflow run" in not_a_workflow.stderr
     # the same sweep again: every child is reused from the store
     again = run_cli(*args, "--sweep", "grid", "--metric", "loss", "--maximize")
     assert again["returncode"] if False else again.returncode == 0

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 TICK = 0.01  # how often running steps are polled: small next to any step's own start-up
 CANCEL_SECONDS = 30.0
 RECONCILE_SECONDS = 5.0
+STORE_POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Scheduler:
 
     def _start_ready(self) -> bool:
         started = False
+        running = len(self._running())  # counted once a pass: a sweep has many pending steps
         for step in self.steps.values():
             if step.status != "pending":
                 continue
@@ -93,8 +95,9 @@ class Scheduler:
             if blocked is not None or self.stopping:
                 self._skip(step, blocked)
                 started = True
-            elif self._can_start(step):
+            elif running < self.options.max_parallel and self._can_start(step):
                 self._start(step)
+                running += step.status == "running"
                 started = True
         self.launcher.flush()
         return started
@@ -108,13 +111,13 @@ class Scheduler:
 
     def _can_start(self, step: StepState) -> bool:
         needs_done = all(self.steps[n].status in SUCCEEDED for n in step.spec.needs)
-        return (
-            needs_done
-            and len(self._running()) < self.options.max_parallel
-            and time.monotonic() >= step.not_before
-        )
+        return needs_done and time.monotonic() >= step.not_before
 
     def _skip(self, step: StepState, blocked: str | None) -> None:
+        if step.attempt:  # it failed before and waited for a retry that will not come
+            step.status = "failed"
+            self.reporter.event(step, f"{step.reason}; not retried: the workflow stops")
+            return
         step.status = "skipped"
         step.reason = (
             f"not run: step '{blocked}' did not finish"
@@ -219,10 +222,14 @@ class Scheduler:
                 reconcile(self.store)
 
     def _recorded_end(self, step: StepState) -> bool:
-        """The supervisor recorded the end: the next step need not wait for its exit."""
+        """The supervisor recorded the end: the next step need not wait for its exit. Asked
+        at most every STORE_POLL seconds per step (the process is polled every tick)."""
         assert step.run_id is not None
-        live = self.store.live_run(step.run_id)
-        return live is None
+        now = time.monotonic()
+        if now - step.checked < STORE_POLL:
+            return False
+        step.checked = now
+        return self.store.live_run(step.run_id) is None
 
     def _check_deadline(self, step: StepState) -> None:
         if step.deadline is None or step.timed_out or time.monotonic() < step.deadline:
@@ -271,6 +278,7 @@ class Scheduler:
         if retry and step.attempt <= step.spec.retries and not self.stopping:
             delay = step.spec.retry_delay * 2 ** (step.attempt - 1)
             step.status, step.not_before = "pending", time.monotonic() + delay
+            step.reason = reason
             self.reporter.event(step, f"{reason}; retrying in {delay:.3g}s")
             return
         step.status, step.reason = "failed", reason

@@ -32,6 +32,7 @@ class StepState:
     plan: Plan | None = None
     deadline: float | None = None
     timed_out: bool = False
+    checked: float = 0.0  # when the store was last asked whether the run has ended
 
     @property
     def name(self) -> str:

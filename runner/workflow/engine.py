@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ParameterError, RunnerError, UsageError
-from runner.execution.interrupts import Cancelled, cancellable, deferred
+from runner.execution.interrupts import Cancelled, cancellable, deferred, raise_pending
 from runner.home import run_artifacts_dir
 from runner.status import RunStatus
 from runner.workflow.progress import Reporter
@@ -105,9 +105,6 @@ def run_workflow(
     settings = _with(settings, parameters=params)
     store = open_reconciled_store()  # each step's supervisor is the subreaper of its run
     started = time.monotonic()
-    with deferred():
-        run_id = _create_run(store, spec, settings, dict(tags or {}))
-    planner = Planner(spec.root, run_id, _defaults(settings), spec.name)
     options = Options(
         max_parallel=settings.max_parallel or spec.max_parallel or 1,
         on_failure=settings.on_failure or spec.on_failure,
@@ -116,20 +113,26 @@ def run_workflow(
         parameters=params,
         reuse=dict(reuse or {}),
     )
-    scheduler = Scheduler(spec, store, planner, KeyParts(), reporter, options)
     try:
-        status, reason = _run_steps(store, run_id, scheduler)
+        with cancellable():
+            with deferred():  # a ^C now still ends the recorded workflow run KILLED
+                run_id = _create_run(store, spec, settings, dict(tags or {}))
+            planner = Planner(spec.root, run_id, _defaults(settings), spec.name)
+            scheduler = Scheduler(spec, store, planner, KeyParts(), reporter, options)
+            try:
+                status, reason = _run_steps(store, run_id, scheduler)
+            finally:
+                planner.sources.close()
     finally:
-        planner.sources.close()
         store.close()
     return Outcome(run_id, status, scheduler.steps, reason, time.monotonic() - started)
 
 
 def _run_steps(store: Store, run_id: str, scheduler: Scheduler) -> tuple[RunStatus, str | None]:
     try:
-        with cancellable():
-            store.start_run(run_id)
-            steps = scheduler.run()
+        raise_pending()
+        store.start_run(run_id)
+        steps = scheduler.run()
     except (KeyboardInterrupt, Cancelled) as exc:
         why = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "cancelled"
         _finish(store, run_id, scheduler.steps, RunStatus.KILLED, why)

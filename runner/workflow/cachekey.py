@@ -48,13 +48,24 @@ class KeyParts:
 
     def source(self, plan: Plan) -> dict[str, Any]:
         src = plan.source
-        if src.get("commit"):
-            return {
-                "commit": src["commit"],
-                "diff": src.get("diff_digest"),
-                "subdirectory": src.get("subdirectory"),
-            }
-        return {"content": self.content(str(plan.project_dir))}
+        if not src.get("commit"):
+            return {"content": self.content(str(plan.project_dir))}
+        parts = {
+            "commit": src["commit"],
+            "diff": src.get("diff_digest"),
+            "subdirectory": src.get("subdirectory"),
+        }
+        if src.get("dirty"):  # new files are no part of the diff, but are of the project
+            parts["untracked"] = self.untracked(plan.project_dir)
+        return parts
+
+    def untracked(self, project_dir: Path) -> str:
+        from runner.source.worktree import untracked_files
+
+        hasher = hashlib.sha256()
+        for name in untracked_files(project_dir):
+            _add_file(hasher, project_dir / name, name)
+        return hasher.hexdigest()
 
     def content(self, path: str) -> str:
         """The digest of a file's or a folder's content (names, bytes, link targets)."""

@@ -580,3 +580,25 @@ def test_live_view_on_a_terminal_shows_states_times_and_output_tails(tmp_path: P
     assert "| working on it" in screen  # the running step's last output line
     assert "  talk   running" in screen and "  after  pending" in screen
     assert "  after  finished" in screen.split("workflow run")[0]
+
+
+def test_git_project_key_covers_commits_edits_and_new_files(tmp_path: Path) -> None:
+    import subprocess
+
+    project = sleeper(tmp_path / "p")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(project), "commit", "-qm", "one"], check=True)
+    wf = workflow_file(tmp_path, "steps:\n  a: {project: p}\n")
+    keys = [run_json(wf)["steps"]["a"]["cache_key"]]
+    assert run_json(wf)["steps"]["a"]["status"] == "cached"  # a clean tree: the commit decides
+    (project / "extra.py").write_text("print('new')\n")  # untracked: not in git diff HEAD
+    new_file = run_json(wf)
+    assert new_file["steps"]["a"]["status"] == "finished"
+    keys.append(new_file["steps"]["a"]["cache_key"])
+    (project / "step.py").write_text((project / "step.py").read_text() + "# edited\n")
+    edited = run_json(wf)
+    assert edited["steps"]["a"]["status"] == "finished"
+    keys.append(edited["steps"]["a"]["cache_key"])
+    assert len(set(keys)) == 3
+    assert record(edited["steps"]["a"]["run_id"])["source"]["dirty"] is True

@@ -41,7 +41,7 @@ class KeyParts:
             "parameters": canonical_parameters(plan, self.content),
             "environment": self.environment(plan.spec, plan.env_manager),
             "backend": plan.backend,
-            "backend_config": plan.backend_config,
+            "backend_config": result_config(plan.backend, plan.backend_config),
             "needs": sorted(needs),
         }
         return digest(parts)
@@ -80,6 +80,16 @@ class KeyParts:
         if memo not in self._envs:
             self._envs[memo] = environment_key(spec, manager_name)
         return self._envs[memo]
+
+
+def result_config(backend: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend config without the keys its backend declares do not change results: an
+    optional ``result_neutral_config`` (a set of top-level keys, e.g. a queue or a memory
+    limit) on the backend class. Without it, every key counts."""
+    from runner.backend import load_backend
+
+    neutral: frozenset[str] = getattr(load_backend(backend), "result_neutral_config", frozenset())
+    return {key: value for key, value in config.items() if key not in neutral}
 
 
 def digest(parts: Mapping[str, Any]) -> str:

@@ -534,16 +534,27 @@ class ArrayBackend(TinyBackend):
         tasks = " & ".join(f"{sys.executable} -m runner.execution.supervisor {i}" for i in run_ids)
         subprocess.Popen(["bash", "-c", tasks + " & wait"], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class NeutralBackend(TinyBackend):
+    name = "neutral"
+    result_neutral_config = frozenset({"tag"})  # its tag never changes what a run computes
 '''
 
 
-def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
+def install_array_backends(site: Path) -> dict[str, str]:
     from tests.integration.test_backend_plugin import _install_plugin
 
-    env = _install_plugin(tmp_path / "site")
-    (tmp_path / "site" / "array_backend.py").write_text(ARRAY_BACKEND)
-    points = tmp_path / "site" / "tiny_backend-0.1.dist-info" / "entry_points.txt"
-    points.write_text(points.read_text() + "array = array_backend:ArrayBackend\n")
+    env = _install_plugin(site)
+    (site / "array_backend.py").write_text(ARRAY_BACKEND)
+    points = site / "tiny_backend-0.1.dist-info" / "entry_points.txt"
+    extra = "array = array_backend:ArrayBackend\nneutral = array_backend:NeutralBackend\n"
+    points.write_text(points.read_text() + extra)
+    return env
+
+
+def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
+    env = install_array_backends(tmp_path / "site")
     env["ARRAY_LOG"] = str(tmp_path / "array.log")
     sleeper(tmp_path / "p")
     args = ["run", str(tmp_path / "p"), "-P", "label=a,b,c", "--sweep", "grid", "-b", "array"]
@@ -602,3 +613,20 @@ def test_git_project_key_covers_commits_edits_and_new_files(tmp_path: Path) -> N
     keys.append(edited["steps"]["a"]["cache_key"])
     assert len(set(keys)) == 3
     assert record(edited["steps"]["a"]["run_id"])["source"]["dirty"] is True
+
+
+def test_backend_config_counts_unless_the_backend_calls_it_result_neutral(tmp_path: Path) -> None:
+    env = install_array_backends(tmp_path / "site")
+    sleeper(tmp_path / "p")
+    statuses = {}
+    for backend in ("tiny", "neutral"):
+        for tag in ("a", "b"):
+            wf = workflow_file(tmp_path, f"steps:\n  s: {{project: p, backend: {backend}, "
+                               f"backend_config: {{tag: {tag}}}}}\n")  # fmt: skip
+            statuses[(backend, tag)] = run_json(wf, env=env)["steps"]["s"]["status"]
+    assert statuses == {
+        ("tiny", "a"): "finished",
+        ("tiny", "b"): "finished",  # its tag is part of the key
+        ("neutral", "a"): "finished",  # another backend: another key
+        ("neutral", "b"): "cached",
+    }

@@ -102,12 +102,18 @@ def resume(
     a kill or ^C); steps that finished are reused from it, steps still running awaited."""
     import dataclasses
 
+    from runner.errors import UsageError
     from runner.execution.lifecycle import open_reconciled_store
     from runner.workflow.engine import RESUMED_FROM_TAG, finished_steps, load_recorded, run_workflow
 
     store = open_reconciled_store()
     try:
         record, spec, settings = load_recorded(run_id, store)
+        if not record.status.is_terminal:
+            raise UsageError(
+                f"workflow run {record.run_id} is still {record.status.value}",
+                hint=f"wait for it, or stop it first: runner runs cancel {record.run_id}",
+            )
         done = finished_steps(store, record.run_id)
     finally:
         store.close()

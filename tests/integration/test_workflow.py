@@ -318,12 +318,15 @@ def test_resume_after_sigkill_runs_only_what_did_not_finish(tmp_path: Path) -> N
         """
         steps:
           first: {project: p, parameters: {label: one}}
-          middle: {project: p, needs: [first], parameters: {seconds: 3, label: two}}
+          middle: {project: p, needs: [first], parameters: {seconds: 5, label: two}}
           last: {project: p, needs: [middle], parameters: {label: three}}
         """,
     )
     proc = _spawn("workflow", "run", str(wf), "--no-cache")
     middle = _wait_for_running("middle")
+    live = run_cli("workflow", "resume", middle["parent_run_id"])
+    assert live.returncode == 2
+    assert f"workflow run {middle['parent_run_id']} is still RUNNING" in live.stderr
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     workflow_run = middle["parent_run_id"]

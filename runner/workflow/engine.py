@@ -113,17 +113,17 @@ def run_workflow(
         parameters=params,
         reuse=dict(reuse or {}),
     )
+    planner = Planner(spec.root, _defaults(settings), spec.name)
     try:
+        planner.check_all(spec.steps, params)  # refuses before the workflow run exists
         with cancellable():
             with deferred():  # a ^C now still ends the recorded workflow run KILLED
                 run_id = _create_run(store, spec, settings, dict(tags or {}))
-            planner = Planner(spec.root, run_id, _defaults(settings), spec.name)
+            planner.parent_run_id = run_id
             scheduler = Scheduler(spec, store, planner, KeyParts(), reporter, options)
-            try:
-                status, reason = _run_steps(store, run_id, scheduler)
-            finally:
-                planner.sources.close()
+            status, reason = _run_steps(store, run_id, scheduler)
     finally:
+        planner.close()
         store.close()
     return Outcome(run_id, status, scheduler.steps, reason, time.monotonic() - started)
 

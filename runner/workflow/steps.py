@@ -70,20 +70,52 @@ class Sources:
 
 
 class Planner:
-    """Plans of steps under one workflow run."""
+    """Plans of steps under one workflow run (its id is set once the run exists)."""
 
-    def __init__(self, root: Path, parent_run_id: str, defaults: Defaults, label: str) -> None:
-        self.root, self.parent_run_id, self.defaults, self.label = (
-            root,
-            parent_run_id,
-            defaults,
-            label,
-        )
+    def __init__(self, root: Path, defaults: Defaults, label: str) -> None:
+        self.root, self.defaults, self.label = root, defaults, label
+        self.parent_run_id: str | None = None
         self.sources = Sources()
+        self.early: dict[str, Plan] = {}  # made by check_all, used by the first attempt
+
+    def check_all(self, steps: Mapping[str, StepSpec], params: Mapping[str, str]) -> None:
+        """Plan every step before anything runs: unknown entry points and backends, and bad
+        parameters of steps that take no output of another, refuse the whole workflow."""
+        from runner.errors import RunnerError
+        from runner.workflow.refs import references, substitute
+
+        problems = []
+        for step in steps.values():
+            needs_outputs = any(
+                ref.step for value in step.parameters.values() for ref in references(value)
+            )
+            try:
+                if needs_outputs:  # its parameters are known only once its needs have run
+                    self._check_entry_point(step)
+                    continue
+                values = {
+                    k: substitute(v, lambda ref: params[ref.name])
+                    for k, v in step.parameters.items()
+                }
+                self.early[step.name] = self.plan(step, values)
+            except RunnerError as exc:
+                problems.append(f"step {step.name}: {exc.message}")
+        if problems:
+            self.close()
+            raise RunnerError("\n".join(problems), hint="nothing was run or recorded")
+
+    def _check_entry_point(self, step: StepSpec) -> None:
+        from runner.project.spec import get_entry_point, load_spec
+
+        fetched = self.sources.get(step_uri(self.root, step.project), step.version)
+        get_entry_point(load_spec(fetched.project_dir), step.entry_point)
 
     def plan(self, step: StepSpec, values: Mapping[str, str]) -> Plan:
         from runner.execution.plan import plan_fetched
 
+        early = self.early.pop(step.name, None)
+        if early is not None:
+            return dataclasses.replace(early, parent_run_id=self.parent_run_id)
         request = RunRequest(
             uri=step_uri(self.root, step.project),
             entry_point=step.entry_point,
@@ -98,6 +130,13 @@ class Planner:
             cwd=self.root,
         )
         return plan_fetched(request, self.sources.get(request.uri, step.version))
+
+    def close(self) -> None:
+        """The fetched projects and the input copies of plans that never ran go."""
+        for plan in self.early.values():
+            remove_copies(plan)
+        self.early.clear()
+        self.sources.close()
 
 
 def submit_step(store: Store, plan: Plan, tags: Mapping[str, str]) -> str:

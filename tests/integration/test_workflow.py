@@ -633,3 +633,27 @@ def test_backend_config_counts_unless_the_backend_calls_it_result_neutral(tmp_pa
         ("neutral", "a"): "finished",  # another backend: another key
         ("neutral", "b"): "cached",
     }
+
+
+def test_every_step_is_planned_before_anything_runs(tmp_path: Path) -> None:
+    sleeper(tmp_path / "p")
+    wf = workflow_file(
+        tmp_path,
+        """
+        steps:
+          ok: {project: p}
+          typo: {project: p, entry_point: mian}
+          bad: {project: p, parameters: {seconds: soon}}
+          later: {project: p, needs: [ok], entry_point: nope, parameters: {label: "${{ steps.ok.outputs.label }}"}}
+          gone: {project: missing}
+        """,
+    )
+    result = run_cli("workflow", "run", str(wf))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: step typo: Could not find mian among entry points ['main']")
+    assert "step bad: parameter 'seconds': expected float, got 'soon'" in lines
+    assert any(line.startswith("step later: Could not find nope among") for line in lines)
+    assert any(line.startswith("step gone: Could not find project") for line in lines)
+    assert lines[-1] == "hint: nothing was run or recorded"
+    assert records() == []

@@ -271,7 +271,9 @@ class Scheduler:
             reason = f"timed out after {shown(step.spec.timeout)}"
         else:
             reason = record.failure_reason or f"{record.status.value.lower()}"
-        self._failed(step, f"{record.status.value}: {reason}", retry=True)
+        # a step run someone cancelled (runner runs cancel) is not retried; a timed-out one is
+        cancelled = record.status is RunStatus.KILLED and not step.timed_out
+        self._failed(step, f"{record.status.value}: {reason}", retry=not cancelled)
 
     def _failed(self, step: StepState, reason: str, *, retry: bool) -> None:
         step.ended = step.ended or time.monotonic()

@@ -657,3 +657,26 @@ def test_every_step_is_planned_before_anything_runs(tmp_path: Path) -> None:
     assert any(line.startswith("step gone: Could not find project") for line in lines)
     assert lines[-1] == "hint: nothing was run or recorded"
     assert records() == []
+
+
+def test_a_step_cancelled_on_its_own_is_not_retried(tmp_path: Path) -> None:
+    sleeper(tmp_path / "p")
+    wf = workflow_file(
+        tmp_path,
+        """
+        steps:
+          long: {project: p, parameters: {seconds: 60}, retries: 3, retry_delay: 0}
+          other: {project: p, needs: [long]}
+        """,
+    )
+    proc = _spawn("workflow", "run", str(wf), "--json")
+    step = _wait_for_running("long")
+    assert run_cli("runs", "cancel", step["run_id"]).returncode == 0
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["steps"]["long"]["status"] == "failed"
+    assert summary["steps"]["long"]["attempts"] == 1
+    assert summary["steps"]["long"]["reason"].startswith("KILLED: ")
+    assert summary["steps"]["other"]["status"] == "skipped"
+    assert record(summary["run_id"])["status"] == "FAILED"

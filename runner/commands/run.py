@@ -81,6 +81,7 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option("--max-parallel", type=click.IntRange(min=1), default=1, help="--sweep: at once.")
 @click.option("--metric", help="--sweep: sort the summary by this metric; the best is recorded.")
 @click.option("--maximize", is_flag=True, help="--sweep: a higher --metric is better.")
+@click.option("--json", "as_json", is_flag=True, help="--sweep: JSON events and summary.")
 def run(
     uri: str,
     entry_point: str,
@@ -101,6 +102,7 @@ def run(
     max_parallel: int = 1,
     metric: str | None = None,
     maximize: bool = False,
+    as_json: bool = False,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -113,6 +115,16 @@ def run(
     """
     from runner.execution.lifecycle import run_from_cli
 
+    sweep_only = {
+        "--samples": samples is not None,
+        "--seed": seed is not None,
+        "--metric": metric is not None,
+        "--maximize": maximize,
+        "--json": as_json,
+        "--max-parallel": max_parallel != 1,
+    }
+    if sweep is None and (given := [name for name, value in sweep_only.items() if value]):
+        raise click.UsageError(f"{given[0]} is an option of --sweep grid|random")
     if sweep is not None:
         from runner.workflow.sweeprun import SweepOptions, run_sweep_from_cli
 
@@ -126,7 +138,7 @@ def run(
             backend_config=backend_config,
             docker_args=docker_args,
             experiment=experiment_name,
-            options=SweepOptions(sweep, samples, seed, max_parallel, metric, maximize),
+            options=SweepOptions(sweep, samples, seed, max_parallel, metric, maximize, as_json),
         )
     return run_from_cli(
         uri=uri,

@@ -458,8 +458,11 @@ def test_sweep_random_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     args = ["run", str(tmp_path / "p"), "-P", "seconds=uniform(0,0.1)", "--sweep", "random"]
     first = run_cli(*args, "--samples", "3", "--seed", "7")
     assert first.returncode == 0, first.stderr
-    second = run_cli(*args, "--samples", "3", "--seed", "7")
-    assert second.stderr.count("cached from") == 3
+    second = run_cli(*args, "--samples", "3", "--seed", "7", "--json")
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout.splitlines()[-1])
+    assert [row["status"] for row in summary["summary"]] == ["cached"] * 3
+    assert record(summary["run_id"])["entry_point"] == "sweep"
     grid = run_cli(*args[:-1], "grid")
     assert grid.returncode == 2
     assert "--sweep grid needs lists of values; seconds is a distribution" in grid.stderr
@@ -471,6 +474,9 @@ def test_without_sweep_a_comma_value_is_one_string(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     [run] = records()
     assert run["parameters"]["label"] == "1,2"
+    alone = run_cli("run", str(tmp_path / "p"), "--seed", "0")
+    assert alone.returncode == 2
+    assert "--seed is an option of --sweep grid|random" in alone.stderr
 
 
 def test_the_multistep_sample_passes_its_data_set_between_steps() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 JOURNAL = "tracking.jsonl"
+OUTPUT_TAG = "runner.output."  # + a name: a value the entry point logged with log_output
 HTTP_TIMEOUT = 10.0
 _warned: set[str] = set()
 
@@ -143,8 +144,10 @@ def set_tag(key: str, value: Any) -> None:
 
 def log_output(name: str, value: Any) -> None:
     """Publish ``value`` as this run's output ``name``: in a workflow, a later step's
-    parameter ``${{ steps.<this step>.outputs.<name> }}`` receives it (as text)."""
-    _append({"t": "output", "key": str(name), "value": str(value)})
+    parameter ``${{ steps.<this step>.outputs.<name> }}`` receives it (as text).
+
+    Recorded as the tag ``runner.output.<name>``, so every transport and store takes it."""
+    _append({"t": "tag", "key": OUTPUT_TAG + str(name), "value": str(value)})
 
 
 def _checked_artifact_path(artifact_path: str) -> str:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 WARNING_TAG = "runner.ingest_warning"
-OUTPUT_TAG = "runner.output."  # + the name: a value the entry point logged with log_output
 INT64 = range(-(2**63), 2**63)  # what both SQLite and PostgreSQL store as an integer
 
 
@@ -174,13 +173,10 @@ def _collect(rec: dict[str, Any], pending: Pending) -> None:
     kind = rec.get("t")
     if kind == "unreadable":
         raise ValueError(rec["why"])
-    if kind not in ("metric", "param", "tag", "output"):
+    if kind not in ("metric", "param", "tag"):
         return  # a kind this runner does not know is for a newer one: not an error
     key = str(rec["key"])
     check_key(kind, key)
-    if kind == "output":  # kept as a tag of the run, so every store already holds it
-        kind, key = "tag", OUTPUT_TAG + key
-        check_key("output", key)
     if kind == "metric":
         pending.metrics.append((key, float(rec["value"]), _int64(rec["step"]), _int64(rec["ts"])))
     elif kind == "param":

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import RunnerError
 from runner.execution.artifacts import artifact_path
-from runner.execution.ingest import OUTPUT_TAG
+from runner.tracking import OUTPUT_TAG
 
 if TYPE_CHECKING:
     from runner.store import Store

@@ -21,7 +21,11 @@ def workflow() -> None:
 
 def _common(command: Any) -> Any:
     options = [
-        click.option("--max-parallel", type=click.IntRange(min=1), help="Steps at once."),
+        click.option(
+            "--max-parallel",
+            type=click.IntRange(min=1),
+            help="Steps at once (default: the file's max_parallel, else 1).",
+        ),
         click.option(
             "--on-failure",
             type=click.Choice(["stop", "continue"]),
@@ -38,13 +42,25 @@ def _common(command: Any) -> Any:
 
 @workflow.command("run")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-P", "--param-list", "params", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "-P",
+    "--param-list",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A workflow parameter (repeatable), checked against its declared type.",
+)
 @click.option("-b", "--backend", help="Backend for steps that do not name one.")
 @click.option("-c", "--backend-config", metavar="JSON|FILE.json", help="Their backend options.")
 @click.option("--env-manager", help="Environment manager for steps that do not name one.")
 @click.option("--no-cache", is_flag=True, help="Run every step, reusing no earlier run.")
 @click.option("--refresh", multiple=True, metavar="STEP", help="Run STEP even if cached.")
-@click.option("--experiment-name", default=DEFAULT_EXPERIMENT, show_default=True)
+@click.option(
+    "--experiment-name",
+    default=DEFAULT_EXPERIMENT,
+    show_default=True,
+    help="Experiment to record the workflow run and its steps into.",
+)
 @_common
 def run(
     file: str,

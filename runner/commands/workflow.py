@@ -173,6 +173,7 @@ def status(run_id: str, as_json: bool) -> None:
 
 def _report(start: Any, as_json: bool, quiet: bool) -> int:
     from runner.console import say
+    from runner.execution.interrupts import Cancelled
     from runner.workflow.progress import reporter_for
 
     try:
@@ -180,6 +181,9 @@ def _report(start: Any, as_json: bool, quiet: bool) -> int:
     except KeyboardInterrupt:
         say("workflow KILLED (interrupted); its running steps were cancelled")
         return 130
+    except Cancelled:  # SIGTERM, e.g. runner runs cancel <workflow-run>
+        say("workflow KILLED (terminated); its running steps were cancelled")
+        return 1
     if as_json:
         print(json.dumps(outcome.summary(), separators=(",", ":")), flush=True)
     else:

@@ -37,6 +37,7 @@ def run_sweep_from_cli(
     options: SweepOptions,
 ) -> int:
     """Exit status 0 when every child FINISHED (or was cached), else 1; 130 on ^C."""
+    from runner.execution.interrupts import Cancelled
     from runner.execution.plan import parse_backend_config, parse_docker_args
     from runner.project.params import parse_param_args
     from runner.workflow.engine import Settings, run_workflow
@@ -66,6 +67,9 @@ def run_sweep_from_cli(
     except KeyboardInterrupt:
         say("sweep KILLED (interrupted); its running children were cancelled")
         return 130
+    except Cancelled:  # SIGTERM, e.g. runner runs cancel <sweep-run>
+        say("sweep KILLED (terminated); its running children were cancelled")
+        return 1
     rows = _summarise(outcome, options)
     if options.as_json:
         print(json.dumps({**outcome.summary(), "summary": rows}, separators=(",", ":")))

@@ -306,7 +306,9 @@ def test_runs_cancel_of_the_workflow_run_kills_its_steps(tmp_path: Path) -> None
     step = _wait_for_running("long")
     result = run_cli("runs", "cancel", step["parent_run_id"])
     assert result.returncode == 0, result.stderr
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "runner: workflow KILLED (terminated); its running steps were cancelled" in err
     assert record(step["run_id"])["status"] == "KILLED"
     assert record(step["parent_run_id"])["status"] == "KILLED"
 

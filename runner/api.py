@@ -103,4 +103,47 @@ def run(
     return Run(run_id)
 
 
-__all__ = ["Run", "RunStatus", "run"]
+def workflow(
+    path: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    max_parallel: int | None = None,
+    backend: str | None = None,
+    env_manager: str | None = None,
+    use_cache: bool = True,
+    on_failure: str | None = None,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+) -> Run:
+    """Run the workflow file at ``path`` to its end and return the workflow :class:`Run`.
+
+    Its steps are child runs of it (``runner runs list``); inside an entry point the workflow
+    run itself is a child of that entry point's run. Errors in the file raise
+    ``runner.errors.SpecError`` before anything runs; failed steps do not raise — check
+    ``status()``."""
+    from pathlib import Path
+
+    from runner.workflow.engine import Settings, run_workflow
+    from runner.workflow.progress import PlainReporter
+    from runner.workflow.spec import load_workflow
+
+    spec = load_workflow(Path(path))
+    settings = Settings(
+        parameters={str(k): _text(v) for k, v in (parameters or {}).items()},
+        max_parallel=max_parallel,
+        on_failure=on_failure,
+        use_cache=use_cache,
+        backend=backend,
+        env_manager=env_manager,
+        experiment=experiment_name,
+        file=str(path),
+    )
+    return Run(run_workflow(spec, settings, PlainReporter()).run_id)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+__all__ = ["Run", "RunStatus", "run", "workflow"]

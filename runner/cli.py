@@ -19,6 +19,7 @@ COMMANDS = {
     "env": ("runner.commands.env:env", "List and garbage-collect cached environments."),
     "lock": ("runner.commands.lock:lock", "Resolve a project's environment to a lock file."),
     "server": ("runner.commands.server:server", "Serve the tracking store's REST API."),
+    "workflow": ("runner.commands.workflow:workflow", "Run, resume and inspect workflows."),
 }
 
 

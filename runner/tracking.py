@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 JOURNAL = "tracking.jsonl"
+OUTPUT_TAG = "runner.output."  # + a name: a value the entry point logged with log_output
 HTTP_TIMEOUT = 10.0
 BATCH = 1000  # records per request
 SEND_INTERVAL = 0.2  # seconds the sender waits for more records before it sends a batch
@@ -339,6 +340,14 @@ def log_param(key: str, value: Any) -> None:
 
 def set_tag(key: str, value: Any) -> None:
     _append({"t": "tag", "key": str(key), "value": str(value)})
+
+
+def log_output(name: str, value: Any) -> None:
+    """Publish ``value`` as this run's output ``name``: in a workflow, a later step's
+    parameter ``${{ steps.<this step>.outputs.<name> }}`` receives it (as text).
+
+    Recorded as the tag ``runner.output.<name>``, so every transport and store takes it."""
+    _append({"t": "tag", "key": OUTPUT_TAG + str(name), "value": str(value)})
 
 
 def _checked_artifact_path(artifact_path: str) -> str:

@@ -84,6 +84,18 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="Serve MLflow's tracking API to the entry point for the run's duration, so mlflow.log_* "
     "calls land in this run (automatic when the run's environment has mlflow or mlflow-skinny).",
 )
+@click.option(
+    "--sweep",
+    type=click.Choice(["grid", "random"]),
+    help="Run one child per combination of the -P values (a,b,c; for random also "
+    "uniform(a,b), loguniform(a,b), choice(a,b)) under a parent run.",
+)
+@click.option("--samples", type=click.IntRange(min=1), help="--sweep random: how many children.")
+@click.option("--seed", type=int, help="--sweep random: the random seed (reproducible draws).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=1, help="--sweep: at once.")
+@click.option("--metric", help="--sweep: sort the summary by this metric; the best is recorded.")
+@click.option("--maximize", is_flag=True, help="--sweep: a higher --metric is better.")
+@click.option("--json", "as_json", is_flag=True, help="--sweep: JSON events and summary.")
 def run(
     uri: str,
     entry_point: str,
@@ -99,6 +111,13 @@ def run(
     recurse_submodules: bool,
     quiet: bool,
     mlflow_api: bool,
+    sweep: str | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    max_parallel: int = 1,
+    metric: str | None = None,
+    maximize: bool = False,
+    as_json: bool = False,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -111,6 +130,31 @@ def run(
     """
     from runner.execution.lifecycle import run_from_cli
 
+    sweep_only = {
+        "--samples": samples is not None,
+        "--seed": seed is not None,
+        "--metric": metric is not None,
+        "--maximize": maximize,
+        "--json": as_json,
+        "--max-parallel": max_parallel != 1,
+    }
+    if sweep is None and (given := [name for name, value in sweep_only.items() if value]):
+        raise click.UsageError(f"{given[0]} is an option of --sweep grid|random")
+    if sweep is not None:
+        from runner.workflow.sweeprun import SweepOptions, run_sweep_from_cli
+
+        return run_sweep_from_cli(
+            uri=uri,
+            entry_point=entry_point,
+            params=params,
+            version=version,
+            env_manager=env_manager,
+            backend=backend,
+            backend_config=backend_config,
+            docker_args=docker_args,
+            experiment=experiment_name,
+            options=SweepOptions(sweep, samples, seed, max_parallel, metric, maximize, as_json),
+        )
     return run_from_cli(
         uri=uri,
         entry_point=entry_point,

@@ -77,7 +77,7 @@ def _print_runs(records: Iterator[RunRecord], as_json: bool) -> None:
     if not first:
         click.echo("no runs recorded yet", err=True)
         return
-    header = ("RUN ID", "STATUS", "EXPERIMENT", "ENTRY POINT", "STARTED", "NAME")
+    header = ("RUN ID", "STATUS", "EXPERIMENT", "ENTRY POINT", "STARTED", "NAME", "PARENT")
     widths = [max(len(row[i]) for row in [header, *first]) for i in range(len(header))]
     for row in itertools.chain([header], first, map(_table_row, records)):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -86,7 +86,8 @@ def _print_runs(records: Iterator[RunRecord], as_json: bool) -> None:
 def _table_row(record: RunRecord) -> tuple[str, ...]:
     started = record.start_time[:19].replace("T", " ")
     cells = (record.run_id[:12], record.status.value, record.experiment, record.entry_point)
-    return tuple(map(printable, (*cells, started, record.run_name)))
+    parent = (record.parent_run_id or "")[:12]  # a workflow step's or sweep child's parent run
+    return tuple(map(printable, (*cells, started, record.run_name, parent)))
 
 
 def _print_json_list(records: Iterator[RunRecord]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,13 @@ def make_plan(request: RunRequest) -> Plan:
         raise
 
 
+def plan_fetched(request: RunRequest, fetched: Any) -> Plan:
+    """``make_plan`` for a project fetched already (the steps of a workflow share one fetch);
+    the caller keeps ``fetched`` and removes it, so the plan cleans up only its own copies."""
+    _check_text(request)
+    return _plan_fetched(request, fetched)
+
+
 def _check_text(request: RunRequest) -> None:
     """Everything recorded must be text: bytes that are not UTF-8 come from the command line
     as surrogate escapes, which no store, log or terminal can take."""
@@ -156,10 +163,17 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
 
     spec = load_spec(fetched.project_dir)
     entry = get_entry_point(spec, request.entry_point)
-    resolved = resolve_params(entry, request.parameters, cwd=request.cwd)
-    manager = choose_manager(spec, request.env_manager)
-    backend = choose_backend(request.backend, manager, spec.env.kind)
-    validate_backend(backend, request.backend_config, spec)
+    copies: list[Path] = []  # runs:/ values of path parameters get private local copies
+    try:
+        resolved = resolve_params(
+            entry, request.parameters, cwd=request.cwd, locators={"runs": _copier(copies)}
+        )
+        manager = choose_manager(spec, request.env_manager)
+        backend = choose_backend(request.backend, manager, spec.env.kind)
+        validate_backend(backend, request.backend_config, spec)
+    except BaseException:
+        _remove_copies(copies)
+        raise
     return Plan(
         project_dir=fetched.project_dir,
         entry_point=entry.name,
@@ -173,13 +187,35 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         experiment=request.experiment,
         run_name=request.run_name,
         parent_run_id=request.parent_run_id,
-        cleanup_paths=tuple(fetched.cleanup_paths),
+        cleanup_paths=(*fetched.cleanup_paths, *copies),
         input_paths=resolved.paths,
         diff=fetched.diff,
         warnings=tuple(fetched.provenance.warnings),
         spec=spec,
         mlflow_api=request.mlflow_api,
     )
+
+
+def _copier(copies: list[Path]) -> Callable[[str, str], str]:
+    """Resolves a runs:/ value to a local copy, kept in ``copies`` (imported only when used)."""
+
+    def copy(name: str, uri: str) -> str:
+        from runner.execution.artifacts import ArtifactCopies
+
+        artifacts = ArtifactCopies()
+        try:
+            return artifacts(name, uri)
+        finally:
+            copies.extend(artifacts.copies)
+
+    return copy
+
+
+def _remove_copies(paths: list[Path]) -> None:
+    import shutil
+
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def choose_backend(requested: str | None, manager: str, kind: str) -> str:

@@ -118,26 +118,40 @@ def parse_param_args(items: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def resolve_params(entry: EntryPoint, given: Mapping[str, str], *, cwd: Path) -> ResolvedParams:
+# (parameter name, value with a scheme such as runs:/) -> a local path; supplied by the caller,
+# so this module knows nothing of where such values come from
+Locator = Callable[[str, str], str]
+
+
+def resolve_params(
+    entry: EntryPoint,
+    given: Mapping[str, str],
+    *,
+    cwd: Path,
+    locators: Mapping[str, Locator] | None = None,
+) -> ResolvedParams:
     """Validate ``given`` against ``entry``'s parameters and render its command line.
 
     Relative ``path`` values resolve against ``cwd`` (as MLflow does); the command receives the
-    absolute path while the recorded value stays what the user typed.
+    absolute path while the recorded value stays what the user typed. ``locators`` maps a URI
+    scheme (``runs``) to what turns such a ``path`` value into a local path.
     """
     secrets = [given[p.name] for p in entry.parameters if p.secret and given.get(p.name)]
     try:
-        return _resolve(entry, given, cwd)
+        return _resolve(entry, given, cwd, locators or {})
     except ParameterError as exc:  # a refusal names the parameter, never a secret's value
         raise ParameterError(mask_values(exc.message, secrets), hint=exc.hint) from None
 
 
-def _resolve(entry: EntryPoint, given: Mapping[str, str], cwd: Path) -> ResolvedParams:
+def _resolve(
+    entry: EntryPoint, given: Mapping[str, str], cwd: Path, locators: Mapping[str, Locator]
+) -> ResolvedParams:
     _check_limits(given)
     declared_names = {p.name for p in entry.parameters}
     extra = {k: v for k, v in given.items() if k not in declared_names}
     _check_extra_names(extra)
     raw = _with_defaults(entry.parameters, given)
-    values = _command_values(entry.parameters, raw, cwd)
+    values = _command_values(entry.parameters, raw, cwd, locators)
     command = render_command(entry.name, entry.command, values) + _render_extra(entry, extra)
     paths = tuple(values[p.name] for p in entry.parameters if p.type == "path")
     secret = frozenset(p.name for p in entry.parameters if p.secret)
@@ -180,20 +194,25 @@ def _with_defaults(parameters: Sequence[Parameter], given: Mapping[str, str]) ->
 
 
 def _command_values(
-    parameters: Sequence[Parameter], raw: Mapping[str, str], cwd: Path
+    parameters: Sequence[Parameter],
+    raw: Mapping[str, str],
+    cwd: Path,
+    locators: Mapping[str, Locator],
 ) -> dict[str, str]:
     problems = [e for p in parameters if (e := type_error(p.name, p.type, raw[p.name]))]
     if problems:
         raise ParameterError("\n".join(problems))
     return {
-        p.name: _local_path(p.name, raw[p.name], cwd) if p.type == "path" else raw[p.name]
+        p.name: _local_path(p.name, raw[p.name], cwd, locators) if p.type == "path" else raw[p.name]
         for p in parameters
     }
 
 
-def _local_path(name: str, value: str, cwd: Path) -> str:
+def _local_path(name: str, value: str, cwd: Path, locators: Mapping[str, Locator]) -> str:
     """The absolute local path for a ``path`` value; remote URIs are refused for now."""
     parsed = urlparse(value)
+    if parsed.scheme in locators:
+        return locators[parsed.scheme](name, value)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
         value = unquote(parsed.path)
     elif parsed.scheme and parsed.scheme != "file":

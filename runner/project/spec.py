@@ -334,3 +334,9 @@ class _SpecBuilder:
                 f"default {default!r} for parameter '{name}' is not a valid {ptype}",
             )
         return Parameter(name, ptype, default, secret)
+
+
+# Other documents validated the same way (the workflow file) report their problems alike.
+Problem = _Problem
+schema_problems = _validate
+problem_at = _problem

@@ -187,3 +187,14 @@ def _neutralised_filters(entries: list[tuple[str, str, str]]) -> Config:
     names.discard("")
     blank = [(f"filter.{name}.{key}", "") for name in sorted(names) for key in _FILTER_KEYS]
     return (*blank, *((f"filter.{name}.required", "false") for name in sorted(names)))
+
+
+def untracked_files(path: Path) -> list[str]:
+    """Untracked, non-ignored files under `path`, relative to it, sorted (``git diff HEAD``
+    does not show them; a step cache key must)."""
+    args = ["-C", str(path), "ls-files", "--others", "--exclude-standard", "-z", "--", "."]
+    result = run_git(args)
+    if result.returncode != 0:
+        why = reason(result.stderr)
+        raise UnreadableWorkingCopy(f"git cannot list the untracked files at {path}: {why}")
+    return sorted(os.fsdecode(name) for name in result.stdout.split(b"\0") if name)

@@ -190,4 +190,16 @@ class Store(Protocol):
         """True (and the clock restarts) if ``seconds`` passed since ``name`` was last claimed."""
         ...
 
+    def set_cache_key(self, run_id: str, cache_key: str) -> None:
+        """Record a FINISHED run as the result of the workflow step keyed ``cache_key``."""
+        ...
+
+    def cached_run(self, cache_key: str) -> str | None:
+        """The newest FINISHED run recorded under ``cache_key``, or None (an indexed lookup)."""
+        ...
+
+    def child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        """The runs whose parent is ``parent_run_id`` (a full id), oldest first."""
+        ...
+
     def close(self) -> None: ...

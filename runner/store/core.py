@@ -235,6 +235,27 @@ class SqlRunStore:
         with self._read() as session:
             return [name for (name,) in session.rows(sql.EXPERIMENT_NAMES)]
 
+    # -- workflow steps ------------------------------------------------------------------
+
+    def set_cache_key(self, run_id: str, cache_key: str) -> None:
+        """Mark a FINISHED run as the result of the step whose key is ``cache_key``."""
+        records.check_key("cache key", cache_key)
+        with self._write() as session:
+            if not session.execute(sql.SET_CACHE_KEY, (cache_key, run_id)):
+                records.must_be_finished(run_id, _status(session, run_id))
+
+    def cached_run(self, cache_key: str) -> str | None:
+        """The newest FINISHED run recorded under ``cache_key`` (one index probe), or None."""
+        with self._read() as session:
+            found = session.one(sql.CACHED_RUN, (cache_key,))
+        return None if found is None else str(found[0])
+
+    def child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        """The runs whose parent is the full run id ``parent_run_id``, oldest first."""
+        with self._read() as session:
+            found = session.rows(sql.CHILDREN_OF_RUN, (parent_run_id,))
+            return listing.records(session, found)
+
     # -- metrics -------------------------------------------------------------------------
 
     def metric_history(

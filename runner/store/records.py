@@ -200,6 +200,11 @@ def must_start(run_id: str, status: str) -> None:
         raise StoreError(f"cannot start run {run_id}: it has already ended as {status}")
 
 
+def must_be_finished(run_id: str, status: str) -> None:
+    """Only a run that FINISHED can serve as a cached step result."""
+    raise StoreError(f"run {run_id} cannot be cached: it is {status}, not FINISHED")
+
+
 def check_limit(limit: int | None, what: str = "run") -> None:
     if limit is not None and limit < 0:
         raise StoreError(f"the {what} limit must be zero or more, not {limit}")

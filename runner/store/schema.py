@@ -70,6 +70,7 @@ runs = Table(
     Column("runner_host", String(256)),
     Column("runner_start", Float),
     Column("heartbeat", Millis),
+    Column("cache_key", String(64)),  # a workflow step's cache key, set once it FINISHED
     # Listings, newest first, unfiltered or by status and/or experiment (keyset pages).
     Index(None, "start_time"),
     Index(None, "status", "start_time"),
@@ -79,6 +80,9 @@ runs = Table(
     Index("ix_runs_live_runner", "runner_host", "runner_pid", "runner_start", **_where(LIVE)),
     Index("ix_runs_live_heartbeat", "status", "heartbeat", **_where(LIVE)),
     Index("ix_runs_live_backend", "backend", "start_time", **_where(BACKEND_OWNED)),
+    # The step cache (one probe per step) and the children of a workflow or sweep run.
+    Index(None, "cache_key", "status", "end_time"),
+    Index(None, "parent_run_id", "start_time"),
 )
 
 params = Table(

@@ -145,3 +145,10 @@ WITH_VALUE = (
 )
 WITH_METRIC = "run_id IN (SELECT run_id FROM latest_metrics WHERE key = ? AND value {op} ?)"
 BEFORE_CURSOR = "(start_time, {tiebreak}) > (?, ?)"
+# The step cache: a key is set on a run once it FINISHED; a hit is the newest such run.
+SET_CACHE_KEY = "UPDATE runs SET cache_key = ? WHERE run_id = ? AND status = 'FINISHED'"
+CACHED_RUN = (
+    "SELECT run_id FROM runs WHERE cache_key = ? AND status = 'FINISHED'"
+    " ORDER BY end_time DESC LIMIT 1"
+)
+CHILDREN_OF_RUN = SELECT_RECORD + " WHERE parent_run_id = ?" + OLDEST_FIRST

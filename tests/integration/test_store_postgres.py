@@ -17,6 +17,7 @@ from runner.store import Store
 from runner.store.open import open_store
 from tests.pg_server import ServerUnavailable, postgres_server
 from tests.unit import test_store as contract
+from tests.unit import test_workflow_store as cache_contract
 
 
 def _portable(test: Any) -> bool:
@@ -26,6 +27,9 @@ def _portable(test: Any) -> bool:
 
 # every portable contract test runs here again, against PostgreSQL
 for _name, _test in vars(contract).items():
+    if _name.startswith("test_") and _portable(_test):
+        globals()[_name] = _test
+for _name, _test in vars(cache_contract).items():  # the step cache and children queries
     if _name.startswith("test_") and _portable(_test):
         globals()[_name] = _test
 

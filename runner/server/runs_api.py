@@ -91,6 +91,9 @@ class RunsApi:
             Route("/api/live-runs/{run_id}", self.live_run, methods=get),
             Route("/api/runner-processes", self.runner_processes, methods=get),
             Route("/api/intervals/{name}/claim", self.claim_interval, methods=post),
+            Route("/api/runs/{run_id}/cache-key", self.set_cache_key, methods=post),
+            Route("/api/cached-runs/{cache_key}", self.cached_run, methods=get),
+            Route("/api/runs/{run_id}/children", self.child_runs, methods=get),
         ]
 
     # -- experiments ---------------------------------------------------------------------
@@ -246,6 +249,19 @@ class RunsApi:
         seconds = number(body.get("seconds"), "seconds")
         claimed = await _call(self.store.claim_interval, request.path_params["name"], seconds)
         return JSONResponse({"claimed": claimed})
+
+    async def set_cache_key(self, request: Request) -> JSONResponse:
+        cache_key = field(await read_json(request), "cache_key", str)
+        await _call(self.store.set_cache_key, await self._full_id(request), cache_key)
+        return JSONResponse({})
+
+    async def cached_run(self, request: Request) -> JSONResponse:
+        found = await _call(self.store.cached_run, request.path_params["cache_key"])
+        return JSONResponse({"run_id": found})
+
+    async def child_runs(self, request: Request) -> JSONResponse:
+        found = await _call(self.store.child_runs, await self._full_id(request))
+        return JSONResponse({"runs": [record.to_dict() for record in found]})
 
     async def _full_id(self, request: Request) -> str:
         """The full id of the run the path names (it may give a unique prefix)."""

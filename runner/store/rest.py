@@ -186,6 +186,21 @@ class RestStore:
         """Names of all experiments, sorted."""
         return [item["name"] for item in self._get("/api/experiments")["experiments"]]
 
+    # -- workflow steps ------------------------------------------------------------------
+
+    def set_cache_key(self, run_id: str, cache_key: str) -> None:
+        records.check_key("cache key", cache_key)
+        self._post(f"/api/runs/{_id(run_id)}/cache-key", {"cache_key": cache_key})
+
+    def cached_run(self, cache_key: str) -> str | None:
+        records.check_key("cache key", cache_key)
+        found = self._get(f"/api/cached-runs/{_id(cache_key)}")["run_id"]
+        return None if found is None else str(found)
+
+    def child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        found = self._get(f"/api/runs/{_id(parent_run_id)}/children")["runs"]
+        return [run_record(item) for item in found]
+
     # -- metrics -------------------------------------------------------------------------
 
     def metric_history(

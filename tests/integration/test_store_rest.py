@@ -15,6 +15,7 @@ from runner.store.open import open_store
 from runner.store.rest import RestStore
 from tests.live_server import serving
 from tests.unit import test_store as contract
+from tests.unit import test_workflow_store as cache_contract
 
 
 def _portable(test: Any) -> bool:
@@ -23,6 +24,9 @@ def _portable(test: Any) -> bool:
 
 
 for _name, _test in vars(contract).items():
+    if _name.startswith("test_") and _portable(_test):
+        globals()[_name] = _test
+for _name, _test in vars(cache_contract).items():  # the step cache and children queries
     if _name.startswith("test_") and _portable(_test):
         globals()[_name] = _test
 

@@ -41,8 +41,8 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option(
     "-c",
     "--backend-config",
-    metavar="JSON|FILE.json",
-    help="Backend options as inline JSON or a .json file.",
+    metavar="JSON|FILE.json|FILE.yaml",
+    help="Backend options as inline JSON, a .json file or a .yaml file.",
 )
 @click.option(
     "-A",

@@ -1,0 +1,380 @@
+"""A submitted Job followed by watch: its status, every attempt's logs, cancel with propagation.
+
+Two watch threads (the Job by name, its pods by the run-id label) list first, then watch from
+the list's resourceVersion; a watch that expires or drops resumes from the last version seen,
+and a 410 (history compacted) lists again. Nothing polls: a pod still Pending is looked at
+again when its watch times out, which is bounded by what is left of ``pending_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backends.kubernetes.manifest import CONTAINER, LABEL_RUN_ID
+from runner.backend import ExitInfo, LogChunk
+from runner.status import RunStatus
+
+WATCH_SECONDS = 60  # a watch is re-opened at least this often
+RETRY_SECONDS = 0.5  # after a dropped connection
+END_WAIT_SECONDS = 30.0  # for the last log lines and for pods to go after a cancel
+_PENDING_REASONS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
+
+
+@dataclass(frozen=True)
+class JobRef:
+    api: Any  # kubernetes.client.ApiClient
+    namespace: str
+    name: str
+    run_id: str
+    artifacts_dir: Path | None
+    pending_timeout: float
+
+
+def attempt_log(artifacts_dir: Path, attempt: int) -> Path:
+    return artifacts_dir / f"output.attempt-{attempt}.log"
+
+
+def _epoch(stamp: Any) -> float:
+    return stamp.timestamp() if stamp is not None else time.time()
+
+
+def exit_code(pod: Any) -> int | None:
+    for status in pod.status.container_statuses or []:
+        if status.state and status.state.terminated:
+            return int(status.state.terminated.exit_code)
+    return None
+
+
+def _terminated_reason(pod: Any) -> str | None:
+    for status in pod.status.container_statuses or []:
+        if status.state and status.state.terminated:
+            return str(status.state.terminated.reason or "")
+    return None
+
+
+def _started(pod: Any) -> bool:
+    return any(
+        s.state and (s.state.running or s.state.terminated)
+        for s in pod.status.container_statuses or []
+    )
+
+
+def pending_problem(pod: Any) -> str | None:
+    """Why a Pending pod does not start (Unschedulable, ImagePullBackOff...), if it is stuck."""
+    if pod.status.phase != "Pending":
+        return None
+    for cond in pod.status.conditions or []:
+        if cond.type == "PodScheduled" and cond.status == "False":
+            return f"{cond.reason}: {cond.message}"
+    for status in pod.status.container_statuses or []:
+        waiting = status.state.waiting if status.state else None
+        if waiting and waiting.reason in _PENDING_REASONS:
+            return f"{waiting.reason}: {waiting.message}"
+    return None
+
+
+def job_outcome(job: Any, pods: list[Any]) -> ExitInfo | None:
+    """FINISHED or FAILED from the Job's conditions, with the last attempt's exit code."""
+    codes = [exit_code(p) for p in sorted(pods, key=_attempt_order)]
+    code = next((c for c in reversed(codes) if c is not None), None)
+    for cond in job.status.conditions or [] if job.status else []:
+        if cond.status != "True":
+            continue
+        if cond.type == "Complete":
+            return ExitInfo(RunStatus.FINISHED, 0 if code is None else code)
+        if cond.type == "Failed":
+            oom = any(_terminated_reason(p) == "OOMKilled" for p in pods)
+            detail = " (the container was OOMKilled)" if oom else ""
+            return ExitInfo(RunStatus.FAILED, code, f"{cond.reason}: {cond.message}{detail}")
+    return None
+
+
+def _attempt_order(pod: Any) -> tuple[float, str]:
+    return (_epoch(pod.metadata.creation_timestamp), pod.metadata.name)
+
+
+class JobHandle:
+    """Follows one Job; ``logs`` ends when the Job ended and every attempt's log is read."""
+
+    def __init__(self, ref: JobRef) -> None:
+        from kubernetes import client
+
+        self.ref = ref
+        self.batch, self.core = client.BatchV1Api(ref.api), client.CoreV1Api(ref.api)
+        self._queue: queue.Queue[LogChunk | None] = queue.Queue()
+        self._done = threading.Event()  # the outcome is known: the watches stop
+        self._finished = threading.Event()  # ...and the last log line was read
+        self._lock = threading.Lock()
+        self._exit = ExitInfo(RunStatus.SCHEDULED)
+        self._pods: dict[str, Any] = {}
+        self._attempts: dict[str, int] = {}
+        self._followers: list[threading.Thread] = []
+        self._cancelled = False
+        self._job: Any = None
+        threading.Thread(target=self._watch_job, daemon=True).start()
+        threading.Thread(target=self._watch_pods, daemon=True).start()
+
+    # -- the RunHandle protocol -----------------------------------------------------------
+
+    def logs(self) -> Iterator[LogChunk]:
+        while (chunk := self._queue.get()) is not None:
+            yield chunk
+
+    def wait(self, timeout: float | None = None) -> ExitInfo:
+        self._finished.wait(timeout)
+        return self._exit
+
+    def status(self) -> RunStatus:
+        return self._exit.status
+
+    def cancel(self, grace: float = 10.0) -> None:
+        if self._done.is_set() or self._cancelled:
+            return
+        self._cancelled = True
+        threading.Thread(target=self._delete, args=(grace,), daemon=True).start()
+
+    def _delete(self, grace: float) -> None:
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        # Background: the batch/v1 default (Orphan) would leave the pods running
+        options = client.V1DeleteOptions(
+            propagation_policy="Background", grace_period_seconds=round(grace)
+        )
+        with contextlib.suppress(ApiException, OSError):  # already gone: nothing to stop
+            self.batch.delete_namespaced_job(self.ref.name, self.ref.namespace, body=options)
+
+    # -- the Job -------------------------------------------------------------------------
+
+    def _watch_job(self) -> None:
+        selector = f"metadata.name={self.ref.name}"
+        try:
+            _follow(
+                self.batch.list_namespaced_job,
+                self.ref.namespace,
+                self._on_job,
+                self._done,
+                field_selector=selector,
+            )
+        except Exception as exc:  # the cluster refused us for good (403, 404 namespace...)
+            self._end(ExitInfo(RunStatus.FAILED, None, f"lost the Job's watch: {exc}"))
+
+    def _on_job(self, kind: str, job: Any) -> None:
+        if kind == "DELETED":
+            self._job_gone()
+            return
+        self._job = job
+        outcome = job_outcome(job, list(self._pods.values()))
+        if outcome is not None:
+            self._end(outcome)
+
+    def _job_gone(self) -> None:
+        if self._cancelled:
+            self._await_no_pods()
+            self._end(ExitInfo(RunStatus.KILLED, None, "cancelled: the Job was deleted"))
+            return
+        self._end(ExitInfo(RunStatus.FAILED, None, "the Job was deleted by someone else"))
+
+    def _await_no_pods(self) -> None:
+        deadline = time.monotonic() + END_WAIT_SECONDS
+        while time.monotonic() < deadline and self._list_pods():
+            time.sleep(0.2)  # the garbage collector removes them after the Job
+
+    # -- the pods ------------------------------------------------------------------------
+
+    def _watch_pods(self) -> None:
+        selector = f"{LABEL_RUN_ID}={self.ref.run_id}"
+        for pod in self._list_pods():  # earlier attempts (re-attached): numbered by age
+            self._register(pod)
+        with contextlib.suppress(Exception):  # the Job's watch reports what matters
+            _follow(
+                self.core.list_namespaced_pod,
+                self.ref.namespace,
+                self._on_pod,
+                self._done,
+                label_selector=selector,
+                timeout=self._pending_wake,
+                on_idle=self._check_all_pending,
+            )
+
+    def _pending_wake(self) -> int:
+        """How long the pod watch may stay quiet: until the first stuck pod's deadline."""
+        stuck = [p for p in self._pods.values() if pending_problem(p)]
+        if not stuck:
+            return WATCH_SECONDS
+        left = min(_epoch(p.metadata.creation_timestamp) for p in stuck) + self.ref.pending_timeout
+        return max(1, min(WATCH_SECONDS, round(left - time.time()) + 1))
+
+    def _on_pod(self, kind: str, pod: Any) -> None:
+        if kind == "DELETED":
+            return
+        self._register(pod)
+        if (
+            pod.status.phase in ("Running", "Succeeded", "Failed")
+            and self._exit.status is RunStatus.SCHEDULED
+        ):
+            self._exit = ExitInfo(RunStatus.RUNNING)
+        if _started(pod):
+            self._follow_logs(pod)
+        self._check_pending(pod)
+        if self._job is not None:
+            self._on_job("MODIFIED", self._job)
+
+    def _register(self, pod: Any) -> None:
+        with self._lock:
+            self._pods[pod.metadata.name] = pod
+            self._attempts.setdefault(pod.metadata.name, len(self._attempts) + 1)
+
+    def _list_pods(self) -> list[Any]:
+        selector = f"{LABEL_RUN_ID}={self.ref.run_id}"
+        try:
+            pods = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector).items
+        except Exception:  # the cluster went away: what was seen is all there is
+            return []
+        return sorted(pods, key=_attempt_order)
+
+    def _check_all_pending(self) -> None:
+        for pod in list(self._pods.values()):
+            self._check_pending(pod)
+
+    def _check_pending(self, pod: Any) -> None:
+        problem = pending_problem(pod)
+        if problem is None:
+            return
+        stuck_for = time.time() - _epoch(pod.metadata.creation_timestamp)
+        if stuck_for >= self.ref.pending_timeout:
+            reason = f"{problem} (pending for longer than {self.ref.pending_timeout:g}s)"
+            self._delete(0)
+            self._end(ExitInfo(RunStatus.FAILED, None, reason))
+
+    def _follow_logs(self, pod: Any) -> None:
+        name = pod.metadata.name
+        with self._lock:
+            if any(t.name == name for t in self._followers):
+                return
+            thread = threading.Thread(
+                target=self._stream_log, args=(name, self._attempts[name]), name=name, daemon=True
+            )
+            self._followers.append(thread)
+        thread.start()
+
+    def _stream_log(self, pod: str, attempt: int) -> None:
+        from kubernetes.client.rest import ApiException
+
+        if attempt > 1:
+            note = f"runner: attempt {attempt} (pod {pod})\n".encode()
+            self._queue.put(LogChunk("stderr", note))
+        sink = _AttemptLog(self.ref.artifacts_dir, attempt)
+        try:
+            resp = self.core.read_namespaced_pod_log(
+                pod, self.ref.namespace, container=CONTAINER, follow=True, _preload_content=False
+            )
+            for data in resp.stream(64 * 1024):
+                sink.write(data)
+                self._queue.put(LogChunk("stdout", data))
+        except (ApiException, OSError, Exception):  # the pod went away: keep what was read
+            pass
+        finally:
+            sink.close()
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _end(self, info: ExitInfo) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._done.set()
+        threading.Thread(target=self._finish, args=(info,), daemon=True).start()
+
+    def _finish(self, info: ExitInfo) -> None:
+        """After the last attempt's log is read (its stream ends with the container)."""
+        for pod in self._list_pods():  # one GET: the pod watch may lag behind the Job's
+            self._register(pod)
+            if _started(pod):
+                self._follow_logs(pod)
+        if info.status is RunStatus.FAILED and info.exit_code is None and self._job is not None:
+            info = job_outcome(self._job, list(self._pods.values())) or info
+        deadline = time.monotonic() + END_WAIT_SECONDS
+        for follower in list(self._followers):
+            follower.join(max(0.0, deadline - time.monotonic()))
+        if self._cancelled and info.status is not RunStatus.KILLED:
+            info = ExitInfo(RunStatus.KILLED, info.exit_code, "cancelled")
+        self._exit = info
+        self._queue.put(None)
+        self._finished.set()
+
+
+class _AttemptLog:
+    """``output.attempt-N.log``, written beside and renamed into place when the stream ends,
+    so a reader never sees a half-written copy replace a whole one."""
+
+    def __init__(self, artifacts_dir: Path | None, attempt: int) -> None:
+        self.path = attempt_log(artifacts_dir, attempt) if artifacts_dir else None
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}") if self.path else None
+        self.file = self.tmp.open("wb") if self.tmp else None
+
+    def write(self, data: bytes) -> None:
+        if self.file:
+            self.file.write(data)
+
+    def close(self) -> None:
+        if self.file and self.tmp and self.path:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+
+
+def _follow(
+    lister: Callable[..., Any],
+    namespace: str,
+    on_event: Callable[[str, Any], None],
+    done: threading.Event,
+    timeout: Callable[[], int] = lambda: WATCH_SECONDS,
+    on_idle: Callable[[], None] = lambda: None,
+    **selectors: str,
+) -> None:
+    """List, then watch from the list's resourceVersion until ``done``; resume on expiry or a
+    dropped connection, list again on 410 Gone."""
+    import urllib3.exceptions
+    from kubernetes import watch
+    from kubernetes.client.rest import ApiException
+
+    version: str | None = None
+    while not done.is_set():
+        try:
+            if version is None:
+                listed = lister(namespace, **selectors)
+                for item in listed.items:
+                    on_event("ADDED", item)
+                version = listed.metadata.resource_version
+            stream = watch.Watch().stream(
+                lister, namespace, resource_version=version, timeout_seconds=timeout(), **selectors
+            )
+            for event in stream:
+                if event["type"] == "ERROR":
+                    raise ApiException(status=event["raw_object"].get("code", 500))
+                version = event["object"].metadata.resource_version
+                on_event(event["type"], event["object"])
+                if done.is_set():
+                    return
+            on_idle()  # the watch expired: time-based checks (a pod pending too long)
+        except ApiException as exc:
+            if exc.status != 410:
+                raise
+            version = None  # compacted: the list says where we are now
+        except (urllib3.exceptions.HTTPError, OSError):
+            time.sleep(RETRY_SECONDS)  # dropped: resume from the last version seen

@@ -70,6 +70,12 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="For git sources: also fetch the project's submodules (off by default, for safety).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate, then print what the backend would submit (kubernetes: the manifests); "
+    "nothing is recorded, built, pushed or run.",
+)
 def run(
     uri: str,
     entry_point: str,
@@ -84,6 +90,7 @@ def run(
     detach: bool,
     recurse_submodules: bool,
     quiet: bool,
+    dry_run: bool,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -110,4 +117,5 @@ def run(
         detach=detach,
         submodules=recurse_submodules,
         quiet=quiet,
+        dry_run=dry_run,
     )

@@ -131,8 +131,14 @@ class KubernetesBackend(BaseBackend):
         request = prepared.request
         config = settings(request.config)
         api = _connect(config)
-        submit(api, prepared.manifest, request.run_id)
-        return _handle(api, config, request.run_id, request.artifacts_dir)
+        # watching before the Job exists: every pod is then seen in the order it was created
+        handle = _handle(api, config, request.run_id, request.artifacts_dir)
+        try:
+            submit(api, prepared.manifest, request.run_id)
+        except BaseException as exc:
+            handle.close(f"the Job was not submitted: {exc}")
+            raise
+        return handle
 
     def attach(self, ref: RunRef) -> Any:
         config = settings(ref.config)

@@ -104,8 +104,11 @@ def job_outcome(job: Any, pods: list[Any]) -> ExitInfo | None:
     return None
 
 
-def _attempt_order(pod: Any) -> tuple[float, str]:
-    return (_epoch(pod.metadata.creation_timestamp), pod.metadata.name)
+def _attempt_order(pod: Any) -> tuple[float, float, str]:
+    """Pods by age. Timestamps have one-second resolution, so within a second the one whose
+    container started first comes first (a Job replaces a pod only after it ended)."""
+    started = pod.status.start_time if pod.status else None
+    return (_epoch(pod.metadata.creation_timestamp), _epoch(started), pod.metadata.name)
 
 
 class JobHandle:
@@ -130,6 +133,10 @@ class JobHandle:
         threading.Thread(target=self._watch_pods, daemon=True).start()
 
     # -- the RunHandle protocol -----------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """Stop following (the Job could not be submitted)."""
+        self._end(ExitInfo(RunStatus.FAILED, None, reason))
 
     def logs(self) -> Iterator[LogChunk]:
         while (chunk := self._queue.get()) is not None:
@@ -259,8 +266,8 @@ class JobHandle:
         stuck_for = time.time() - _epoch(pod.metadata.creation_timestamp)
         if stuck_for >= self.ref.pending_timeout:
             reason = f"{problem} (pending for longer than {self.ref.pending_timeout:g}s)"
-            self._delete(0)
-            self._end(ExitInfo(RunStatus.FAILED, None, reason))
+            self._end(ExitInfo(RunStatus.FAILED, None, reason))  # first: the delete is ours
+            self._delete(0)  # a pod that cannot start must not wait in the queue forever
 
     def _follow_logs(self, pod: Any) -> None:
         name = pod.metadata.name

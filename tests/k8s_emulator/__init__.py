@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.k8s_emulator.controllers import Controllers
 from tests.k8s_emulator.kubelet import NODE, Kubelet
-from tests.k8s_emulator.server import ApiServer, watch_lines
+from tests.k8s_emulator.server import ApiServer, Request, watch_lines
 from tests.k8s_emulator.store import Obj, Store
 
 __all__ = ["Emulator"]
@@ -31,7 +31,7 @@ class Emulator:
         self.controllers = Controllers(self.store, self.kubelet, labels)
         self.watch_expiry = watch_expiry  # the longest a watch stays open (the server's cap)
         self.open_watches: list[threading.Event] = []
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path, query
+        self.requests: list[Request] = []  # what clients sent, in order
         self.server = ApiServer(self)
 
     @property

@@ -322,8 +322,8 @@ class Controllers:
                 ),
             ]
 
+        self.store.update("Pod", namespace, name, change)  # first: the kubelet keeps it
         self.kubelet.stop(pod["metadata"]["uid"], 0)
-        self.store.update("Pod", namespace, name, change)
 
     def fire(self, namespace: str, name: str) -> Obj:
         """Start the CronJob's Job now, as the CronJob controller does on schedule."""

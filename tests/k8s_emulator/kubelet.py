@@ -88,9 +88,12 @@ class Kubelet:
         threading.Thread(target=self._run, args=(pod,), daemon=True).start()
 
     def _set_status(self, pod: Obj, **status: Any) -> None:
+        """Update the pod's status unless it already ended (an eviction decided it)."""
         meta = pod["metadata"]
 
         def change(obj: Obj) -> None:
+            if obj["status"].get("phase") in ("Succeeded", "Failed"):
+                return
             obj["status"].update(status)
 
         with contextlib.suppress(ApiError):  # deleted meanwhile

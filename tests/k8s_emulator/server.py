@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,16 @@ _ROUTES = [
 KINDS = {"pods": "Pod", "jobs": "Job", "cronjobs": "CronJob"}
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request as the server received it, for tests that assert what a client sent."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ApiServer
@@ -58,7 +69,8 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self) -> tuple[dict[str, str | None], str, dict[str, str]]:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.server.emulator.requests.append((self.command, parts.path, query))
+        self._request = Request(self.command, parts.path, query, {})
+        self.server.emulator.requests.append(self._request)
         for pattern, api_version in _ROUTES:
             if match := pattern.match(parts.path):
                 return match.groupdict(), api_version, query
@@ -71,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         data = json.loads(self.rfile.read(length))
         if not isinstance(data, dict):
             raise ApiError(400, "BadRequest", "the request body must be an object")
+        self._request.body.update(data)
         return data
 
     def _send(self, code: int, body: Obj, headers: dict[str, str] | None = None) -> None:

@@ -193,8 +193,10 @@ class Store:
             return items, str(self.rv)
 
     def compact(self) -> None:
-        """Forget the event history, as etcd compaction does: old watches get 410."""
+        """Forget the event history, as etcd compaction after one more write does: a watch
+        from any resourceVersion served so far gets 410 Gone."""
         with self.cond:
+            self.rv += 1
             self.history.clear()
             self.oldest = self.rv
 

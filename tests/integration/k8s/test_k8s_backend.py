@@ -159,7 +159,7 @@ def test_an_evicted_pod_does_not_consume_a_retry(
     runner = spawn_cli("run", str(proj), "-b", "kubernetes", "-c", str(config(retries=0)))
     first = _running_pod(emulator)
     emulator.evict("default", first["metadata"]["name"])
-    out, err = runner.communicate(timeout=120)
+    _out, err = runner.communicate(timeout=120)
     assert runner.returncode == 0, err
     (run,) = records()
     assert run["status"] == "FINISHED"

@@ -7,20 +7,27 @@ PYTHONPATH). The transport comes from the run's environment (``RUNNER_TRACKING_T
 - ``journal`` (local and container runs): records are appended as JSON lines to the run's
   ``tracking.jsonl`` in ``RUNNER_ARTIFACTS_DIR``; the runner moves them into the store, so an
   entry point never holds a database connection.
-- ``http`` (runs on other machines): records are POSTed to the tracking server named by
-  ``RUNNER_TRACKING_URI`` (``/api/runs/<id>/journal``, the journal's own record format, each
-  with a unique ``id`` so a retried request never duplicates), artifacts PUT under
-  ``/api/runs/<id>/artifacts/files/<path>``.
+- ``http`` (runs on other machines): records are POSTed in batches to the tracking server
+  named by ``RUNNER_TRACKING_URI`` (``/api/runs/<id>/journal``, the journal's own record
+  format, each with a unique ``id`` so a retried request never duplicates), artifacts PUT
+  under ``/api/runs/<id>/artifacts/files/<path>``. Each record is first appended to a local
+  buffer file, and a background thread sends what the server has not taken yet, retrying
+  with backoff while it is down; at exit it keeps trying for ``RUNNER_TRACKING_FLUSH_SECONDS``
+  (30). What is still undelivered stays in the buffer file, and the next ``runner_tracking``
+  of the same run on this machine sends it.
 
 Logging never kills an entry point: a server that does not answer costs a warning, once.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +36,14 @@ from urllib.parse import quote
 
 JOURNAL = "tracking.jsonl"
 HTTP_TIMEOUT = 10.0
+BATCH = 1000  # records per request
+SEND_INTERVAL = 0.2  # seconds the sender waits for more records before it sends a batch
+MAX_BACKOFF = 10.0
+ARTIFACT_ATTEMPTS = 5
+UNDELIVERED_TAG = "runner.tracking_undelivered"
 _warned: set[str] = set()
+_outbox: _Outbox | None = None
+_outbox_lock = threading.Lock()
 
 
 def active_run_id() -> str | None:
@@ -65,7 +79,7 @@ def _artifacts_dir() -> Path | None:
 def _append(record: dict[str, Any]) -> None:
     kind = transport()
     if kind == "http":
-        _post([{**record, "id": uuid.uuid4().hex}])
+        _http_outbox().add({**record, "id": uuid.uuid4().hex})
     elif kind == "journal" and (directory := _artifacts_dir()) is not None:
         _write_line(directory / JOURNAL, record)
     else:
@@ -87,27 +101,209 @@ def _run_url(suffix: str) -> str:
     return f"{base}/api/runs/{quote(active_run_id() or '', safe='')}/{suffix}"
 
 
-def _send(method: str, url: str, body: bytes, content_type: str) -> bool:
-    """One request with one retry; False (after a single warning) when the server fails."""
+def _send(method: str, url: str, body: bytes, content_type: str) -> int | None:
+    """One request: the HTTP status, or None when the server could not be reached."""
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(
-        url, data=body, method=method, headers={"Content-Type": content_type}
-    )
-    for attempt in (1, 2):
+    headers = {"Content-Type": content_type}
+    token = os.environ.get("RUNNER_TRACKING_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _retryable(status: int | None) -> bool:
+    return status is None or status in (408, 429) or status >= 500
+
+
+def _buffer_dir() -> Path:
+    given = os.environ.get("RUNNER_TRACKING_BUFFER_DIR")
+    path = Path(given) if given else Path(tempfile.gettempdir()) / "runner-tracking"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+class _Outbox:
+    """This process's records for an HTTP tracking server: a local file first (nothing is lost
+    while the server is down, nor if this process dies), sent in batches by a thread."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.pid = os.getpid()
+        prefix = quote(run_id, safe="")
+        self.dir = _buffer_dir()
+        self.path = self.dir / f"{prefix}.{self.pid}.{uuid.uuid4().hex[:8]}.jsonl"
+        # what earlier processes of this run left undelivered: sent again (ids dedupe)
+        self.files = [p for p in self.dir.glob(f"{prefix}.*.jsonl") if self._orphan(p)]
+        self.files.append(self.path)
+        self.offsets: dict[Path, int] = {}
+        self.dropped = 0
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.done = threading.Condition()
+        self.closing = False
+        self.thread = threading.Thread(target=self._loop, name="runner-tracking", daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    def _orphan(self, path: Path) -> bool:
+        pid = path.name.split(".")[-3]
+        return pid.isdigit() and not _alive(int(pid))
+
+    def add(self, record: dict[str, Any]) -> None:
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-                return bool(200 <= response.status < 300)
-        except (urllib.error.URLError, OSError) as exc:
-            if attempt == 2:
-                _warn_once("http", f"the tracking server did not take a record: {exc}")
-    return False
+            _write_line(self.path, record)
+        except OSError as exc:
+            _warn_once("buffer", f"cannot buffer records in {self.path}: {exc}; sending directly")
+            self._post([record])
+            return
+        self.wake.set()
+
+    def pending(self) -> int:
+        """Bytes written to the buffer files that the server has not taken."""
+        return sum(_size(path) - self.offsets.get(path, 0) for path in self.files)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything buffered is delivered (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        self.wake.set()
+        with self.done:
+            while self.pending() > 0 and time.monotonic() < deadline and self.thread.is_alive():
+                self.done.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        return self.pending() <= 0
+
+    def close(self) -> None:
+        seconds = float(os.environ.get("RUNNER_TRACKING_FLUSH_SECONDS") or 30)
+        delivered = self.flush(seconds)
+        self.closing = True
+        self.wake.set()
+        if delivered:
+            for path in self.files:
+                path.unlink(missing_ok=True)
+            return
+        _warn_once(
+            "undelivered",
+            f"the tracking server did not take every record in {seconds:.0f} s; they are kept "
+            f"in {self.dir} and sent by the next runner_tracking of this run on this machine",
+        )
+
+    def _loop(self) -> None:
+        delay = 0.0
+        while not self.closing:
+            self.wake.wait(SEND_INTERVAL if delay == 0 else delay)
+            self.wake.clear()
+            try:
+                delivered = self._drain()
+            except Exception as exc:  # never let the sender die: the entry point goes on
+                _warn_once("sender", f"sending records failed: {exc!r}")
+                delivered = False
+            delay = 0.0 if delivered else min(MAX_BACKOFF, max(0.5, delay * 2))
+            with self.done:
+                self.done.notify_all()
+
+    def _drain(self) -> bool:
+        """Send what every buffer file holds beyond its offset; False when the server failed."""
+        for path in list(self.files):
+            if not self._drain_file(path):
+                return False
+            if path != self.path:
+                path.unlink(missing_ok=True)  # an earlier process's leftovers, all delivered
+                self.files.remove(path)
+        return True
+
+    def _drain_file(self, path: Path) -> bool:
+        while True:
+            lines, length = _read_lines(path, self.offsets.get(path, 0), BATCH)
+            if not lines:
+                return True
+            records = [record for line in lines if (record := _record(line)) is not None]
+            if records and not self._post(records):
+                return False
+            self.offsets[path] = self.offsets.get(path, 0) + length
+
+    def _post(self, records: list[dict[str, Any]]) -> bool:
+        body = json.dumps({"records": records}, separators=(",", ":")).encode()
+        status = _send("POST", _run_url("journal"), body, "application/json")
+        if status is not None and 200 <= status < 300:
+            return True
+        if _retryable(status):
+            reason = "is not reachable" if status is None else f"answered HTTP {status}"
+            _warn_once("http", f"the tracking server {reason}; records are buffered and retried")
+            return False
+        self.dropped += len(records)  # refused as a whole (HTTP 4xx): retrying cannot help
+        _warn_once("refused", f"the tracking server refused records with HTTP {status}")
+        return True
 
 
-def _post(records: list[dict[str, Any]]) -> None:
-    body = json.dumps({"records": records}, separators=(",", ":")).encode()
-    _send("POST", _run_url("journal"), body, "application/json")
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_lines(path: Path, offset: int, most: int) -> tuple[list[bytes], int]:
+    """Up to ``most`` complete lines after ``offset``, and how many bytes they take."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = []
+            length = 0
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # a line still being written
+                lines.append(line)
+                length += len(line)
+                if len(lines) >= most:
+                    break
+            return lines, length
+    except FileNotFoundError:
+        return [], 0
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _http_outbox() -> _Outbox:
+    global _outbox
+    with _outbox_lock:
+        pid, run_id = os.getpid(), active_run_id() or ""
+        if _outbox is None or _outbox.pid != pid or _outbox.run_id != run_id:
+            _outbox = _Outbox(run_id)  # a forked child gets its own file and thread
+        return _outbox
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Deliver what was logged over HTTP so far; True when the server has taken all of it.
+
+    Not needed before exit (that flushes too); useful before a step that must see the values.
+    """
+    if transport() != "http" or _outbox is None or _outbox.pid != os.getpid():
+        return True
+    return _outbox.flush(timeout)
 
 
 def _now_ms() -> int:
@@ -175,5 +371,19 @@ def _upload(source: Path, relative: str) -> None:
     root = source.parent
     for path in files:
         name = "/".join(filter(None, [relative, path.relative_to(root).as_posix()]))
-        url = _run_url(f"artifacts/files/{quote(name)}")
-        _send("PUT", url, path.read_bytes(), "application/octet-stream")
+        _put_file(_run_url(f"artifacts/files/{quote(name)}"), path)
+
+
+def _put_file(url: str, path: Path) -> None:
+    """Upload one file, retried with backoff; a warning (once) when it could not be."""
+    status: int | None = None
+    for attempt in range(ARTIFACT_ATTEMPTS):
+        if attempt:
+            time.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
+        status = _send("PUT", url, path.read_bytes(), "application/octet-stream")
+        if status is not None and 200 <= status < 300:
+            return
+        if not _retryable(status):
+            break
+    reason = "could not be reached" if status is None else f"answered HTTP {status}"
+    _warn_once("artifact", f"artifact {path} was not uploaded: the tracking server {reason}")

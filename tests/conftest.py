@@ -20,6 +20,7 @@ def runner_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     home = tmp_path_factory.mktemp("runner_home")
     monkeypatch.setenv("RUNNER_HOME", str(home))
     monkeypatch.delenv("RUNNER_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RUNNER_TRACKING_BUFFER_DIR", str(home / "tracking-buffer"))
     fake_user_home = tmp_path_factory.mktemp("user_home")
     monkeypatch.setenv("HOME", str(fake_user_home))
     # git identity for commits made by tests, without reading the user's config

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ def run_variables(run_id: str, experiment: str, transport: Transport) -> dict[st
     }
     if transport == "journal":
         variables["RUNNER_ARTIFACTS_DIR"] = str(run_artifacts_dir(run_id))
+    token = os.environ.get("RUNNER_TRACKING_TOKEN")
+    if transport == "http" and token:
+        variables["RUNNER_TRACKING_TOKEN"] = token  # the server's token, if it needs one
     return variables
 
 

@@ -15,9 +15,11 @@ from runner.store import (
     RunnerProcess,
     RunPage,
     RunRecord,
+    keyed,
     listing,
     records,
     rows,
+    search,
 )
 from runner.store import statements as sql
 from runner.store.database import Database, Session
@@ -124,6 +126,56 @@ class SqlRunStore:
         now, interval = records.now_ms(), int(seconds * 1000)
         with self._write() as session:
             return session.execute(sql.CLAIM, (name, now, now - interval, now + interval)) == 1
+
+    # -- the server's idempotent writes (client keys) -------------------------------------
+
+    def create_run_once(self, new: NewRun, request_key: str) -> str:
+        """``create_run``, unless a request with this key made a run already: then that run."""
+        keyed.check_write_key(request_key)
+        row = records.new_run_row(new)
+        params = records.key_values("param", row["run_id"], new.parameters)
+        tags = records.key_values("tag", row["run_id"], new.tags)
+        with self._write() as session:
+            found = session.one(sql.FIND_RUN_REQUEST, (request_key,))
+            if found is not None:
+                return str(found[0])
+            row["experiment_id"] = _experiment_id(session, new.experiment)
+            session.execute(sql.INSERT_RUN, [row[name] for name in sql.RUN_COLUMNS])
+            session.executemany(sql.INSERT_PARAM, params)
+            session.executemany(sql.UPSERT_TAG, tags)
+            session.execute(sql.INSERT_RUN_REQUEST, (request_key, row["run_id"]))
+        return str(row["run_id"])
+
+    def log_keyed(self, run_id: str, batches: Mapping[str, keyed.Batch]) -> list[str]:
+        """Apply the batches whose keys this run has not seen; returns those keys.
+
+        The check and the writes share one transaction that locks the run (PostgreSQL) or the
+        database (SQLite), so two deliveries of one key never both apply.
+        """
+        for key in batches:
+            keyed.check_write_key(key)
+        with self._write() as session:
+            _status(session, run_id)
+            fresh = keyed.fresh_keys(session, run_id, list(batches))
+            keyed.write(session, run_id, keyed.merged([batches[k] for k in fresh]), fresh)
+        return fresh
+
+    def search_runs(self, query: search.RunQuery) -> RunPage:
+        """The page of runs ``query`` matches (indexed filters, keyset pages)."""
+        search.check_query(query)
+        with self._read() as session:
+            return search.search(session, query)
+
+    def experiments(self) -> list[tuple[int, str, int]]:
+        """(id, name, created ms) of every experiment, by name."""
+        with self._read() as session:
+            return [(int(i), str(n), int(c)) for i, n, c in session.rows(sql.EXPERIMENTS)]
+
+    def create_experiment(self, name: str) -> int:
+        """The id of the experiment ``name``, created if it does not exist."""
+        records.check_experiment(name)
+        with self._write() as session:
+            return _experiment_id(session, name)
 
     # -- runs ----------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 # Must equal the newest revision in migrations/versions (a unit test checks it), so the fast path
 # can compare against it without importing alembic.
-HEAD_REVISION = "0002"
-KNOWN_REVISIONS = ("0001", "0002")
+HEAD_REVISION = "0004"
+KNOWN_REVISIONS = ("0001", "0002", "0004")
 LOCK_TIMEOUT = 300.0
 SCRIPT_LOCATION = "runner.store:migrations"
 _PG_LOCK_KEY = 0x72756E6E  # any constant shared by all runner processes: "runn"

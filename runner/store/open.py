@@ -14,12 +14,17 @@ _IMPLS = ("auto", "sqlalchemy")
 
 
 def open_store(uri: str | None = None) -> Store:
-    """The store at ``uri`` (default: ``runner.home.tracking_uri()``), schema at head.
+    """The store at ``uri`` (default: ``runner.home.tracking_uri()``), schema at head;
+    an ``http(s)://`` URI is a `runner server` (the REST client).
 
     SQLite files go through the stdlib ``sqlite3`` module because importing SQLAlchemy costs
     more than a whole ``runner run``; ``RUNNER_STORE_IMPL=sqlalchemy`` forces SQLAlchemy.
     """
     uri = uri or tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        from runner.store.rest import RestStore
+
+        return RestStore(uri)
     path = sqlite_path(uri)
     if path is not None and _impl() == "auto":
         from runner.store.sqlite import SqliteStore

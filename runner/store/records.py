@@ -261,3 +261,14 @@ def newest_per_key(rows: Sequence[MetricRow]) -> list[MetricRow]:
         ):
             newest[row[1]] = row
     return list(newest.values())
+
+
+def check_new_run(new: NewRun) -> None:
+    """What creating ``new`` would refuse, without making an id or a name (the REST client)."""
+    check_experiment(new.experiment)
+    if new.parent_run_id is not None and not _RUN_ID.match(new.parent_run_id):
+        raise StoreError(f"parent run id {new.parent_run_id!r} is not a full run id")
+    source_json(new.source)
+    environment_json(new.environment)
+    key_values("param", "", new.parameters)
+    key_values("tag", "", new.tags)

@@ -128,3 +128,30 @@ intervals = Table(
     Column("name", String(256), primary_key=True),
     Column("done_at", Millis, nullable=False),
 )
+
+# Client-supplied keys of writes already applied to a run (server journal records and
+# retried requests): a write whose key is here is not applied again.
+write_keys = Table(
+    "write_keys",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(64), primary_key=True),
+)
+
+# The run a client's create request made, so a retried create returns it instead of another.
+run_requests = Table(
+    "run_requests",
+    metadata,
+    Column("request_key", String(64), primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+)
+
+# Searching runs by param, tag (a prefix of the value is indexed) and latest metric value.
+Index("ix_params_search", params.c.key, text(statements.VALUE_PREFIX), params.c.run_id)
+Index("ix_tags_search", tags.c.key, text(statements.VALUE_PREFIX), tags.c.run_id)
+Index(
+    "ix_latest_metrics_search",
+    latest_metrics.c.key,
+    latest_metrics.c.value,
+    latest_metrics.c.run_id,
+)

@@ -127,3 +127,18 @@ CLAIM = (
     "INSERT INTO intervals (name, done_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
     " SET done_at = excluded.done_at WHERE intervals.done_at <= ? OR intervals.done_at > ?"
 )
+
+# -- the server's idempotent writes and run search (migration 0004) ----------------------------
+# Params and tags are searched by key and value: the index holds this prefix of the value.
+VALUE_PREFIX = "substr(value, 1, 200)"
+KNOWN_WRITE_KEYS = "SELECT key FROM write_keys WHERE run_id = ? AND key IN ({marks})"
+INSERT_WRITE_KEY = "INSERT INTO write_keys (run_id, key) VALUES (?, ?)"
+FIND_RUN_REQUEST = "SELECT run_id FROM run_requests WHERE request_key = ?"
+INSERT_RUN_REQUEST = "INSERT INTO run_requests (request_key, run_id) VALUES (?, ?)"
+EXPERIMENTS = "SELECT id, name, created FROM experiments ORDER BY name"
+WITH_VALUE = (
+    "run_id IN (SELECT run_id FROM {table} WHERE key = ?"
+    f" AND {VALUE_PREFIX} = substr(?, 1, 200) AND value = ?)"
+)
+WITH_METRIC = "run_id IN (SELECT run_id FROM latest_metrics WHERE key = ? AND value {op} ?)"
+BEFORE_CURSOR = "(start_time, {tiebreak}) > (?, ?)"

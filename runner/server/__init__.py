@@ -1,0 +1,1 @@
+"""The tracking server: REST API over the store, artifacts, security middleware."""

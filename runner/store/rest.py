@@ -1,0 +1,311 @@
+"""The Store contract over HTTP: a client of `runner server`, for RUNNER_TRACKING_URI=http(s)://...
+
+Every write carries a key of its own (a run's create request too), so a request retried after a
+dropped connection is applied once. Inputs are checked here with the store's own rules first,
+so a bad value gets the same message as with a local store, without a round trip.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from runner.errors import RunNotFound, StoreError
+from runner.status import RunStatus
+from runner.store import (
+    LiveRun,
+    Metric,
+    MetricPoint,
+    NewRun,
+    RunnerProcess,
+    RunPage,
+    RunRecord,
+    records,
+)
+
+TOKEN_VARIABLE = "RUNNER_TRACKING_TOKEN"
+TIMEOUT = 30.0
+RETRIES = 5  # attempts for a request that met a dropped connection or a 502/503/504
+BACKOFF = 0.2  # seconds before the second attempt, doubling after each
+_RETRY_STATUS = (502, 503, 504)
+# The server answers at most this many points at once (runner.server.runs_api).
+HISTORY_CAP = 1_000_000
+
+
+class RestStore:
+    """The tracking store behind a `runner server` at ``base_url``."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "runner-rest-store"
+        token = token or os.environ.get(TOKEN_VARIABLE)
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def __enter__(self) -> RestStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create_run(self, new: NewRun) -> str:
+        records.check_new_run(new)  # the store's own checks, the same messages
+        body = {
+            "experiment": new.experiment,
+            "entry_point": new.entry_point,
+            "command": new.command,
+            "backend": new.backend,
+            "parameters": dict(new.parameters),
+            "source": dict(new.source),
+            "environment": dict(new.environment),
+            "run_name": new.run_name,
+            "tags": dict(new.tags),
+            "parent_run_id": new.parent_run_id,
+            "runner_pid": new.runner_pid,
+            "runner_host": new.runner_host,
+            "runner_start": new.runner_start,
+            "request_key": uuid.uuid4().hex,
+        }
+        return str(self._post("/api/runs", body)["run_id"])
+
+    def start_run(self, run_id: str) -> None:
+        self._post(f"/api/runs/{_id(run_id)}/start", {})
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        environment: Mapping[str, Any] | None = None,
+        command: str | None = None,
+        runner_pid: int | None = None,
+        runner_host: str | None = None,
+        runner_start: float | None = None,
+    ) -> None:
+        values = records.update_values(
+            environment=environment,
+            command=command,
+            runner_pid=runner_pid,
+            runner_host=runner_host,
+            runner_start=runner_start,
+        )
+        if environment is not None:
+            values["environment"] = dict(environment)
+        self._post(f"/api/runs/{_id(run_id)}/update", values)
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, exit_code: int | None, reason: str | None
+    ) -> bool:
+        final = records.terminal_status(status)
+        body = {"status": final, "exit_code": exit_code, "reason": reason}
+        retried: list[int] = []
+        answer = self._post(f"/api/runs/{_id(run_id)}/finish", body, retried)
+        if answer["finished"] or not retried:
+            return bool(answer["finished"])
+        # a retry after a lost answer: the first attempt may be the one that finished it
+        run = self.get_run(run_id)
+        return bool(
+            (run.status.value, run.exit_code, run.failure_reason) == (final, exit_code, reason)
+        )
+
+    def heartbeat(self, run_id: str) -> None:
+        self._post(f"/api/runs/{_id(run_id)}/heartbeat", {})
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        records.key_values("param", run_id, params)
+        self._write(run_id, {"params": dict(params)})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        records.key_values("tag", run_id, tags)
+        self._write(run_id, {"tags": dict(tags)})
+
+    def log_metrics(self, run_id: str, metrics: Iterable[Metric]) -> None:
+        rows = records.metric_rows(run_id, metrics)
+        sent = [
+            {"key": key, "value": _number(value), "step": step, "timestamp": ts}
+            for _run, key, value, step, ts in rows
+        ]
+        self._write(run_id, {"metrics": sent})
+
+    def release_runner(self, run_id: str) -> None:
+        self._post(f"/api/runs/{_id(run_id)}/release", {})
+
+    def claim_interval(self, name: str, seconds: float) -> bool:
+        records.check_key("interval", name)
+        return bool(
+            self._post(f"/api/intervals/{_id(name)}/claim", {"seconds": seconds})["claimed"]
+        )
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        records.prefix_bounds(run_id)  # RunNotFound for what cannot be an id, as locally
+        return run_record(self._get(f"/api/runs/{_id(run_id)}"))
+
+    def list_runs(
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        page_token: str | None = None,
+    ) -> RunPage:
+        records.check_limit(limit)
+        if status is not None:
+            records.parse_status(status)
+        query = {"experiment": experiment, "status": status, "limit": limit}
+        return run_page(self._get("/api/runs", {**query, "page_token": page_token}))
+
+    def iter_runs(
+        self, experiment: str | None = None, status: str | None = None
+    ) -> Iterator[RunRecord]:
+        if status is not None:
+            records.parse_status(status)
+        return self._pages(experiment, status)
+
+    def _pages(self, experiment: str | None, status: str | None) -> Iterator[RunRecord]:
+        token: str | None = None
+        while True:
+            page = self.list_runs(experiment, status, 1000, token)
+            yield from page.runs
+            if page.next_token is None:
+                return
+            token = page.next_token
+
+    def experiment_names(self) -> list[str]:
+        """Names of all experiments, sorted."""
+        return [item["name"] for item in self._get("/api/experiments")["experiments"]]
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def metric_history(
+        self, run_id: str, key: str, *, after_step: int | None = None, limit: int | None = None
+    ) -> Iterator[MetricPoint]:
+        records.check_limit(limit, "metric point")
+        query: dict[str, Any] = {"key": key, "limit": HISTORY_CAP if limit is None else limit}
+        if after_step is not None:
+            query["after_step"] = after_step
+        answer = self._get(f"/api/runs/{_id(run_id)}/metric-history", query)
+        return iter([metric_point(point) for point in answer["points"]])
+
+    def latest_metrics(self, run_id: str) -> dict[str, MetricPoint]:
+        found = self._get(f"/api/runs/{_id(run_id)}/metrics")["metrics"]
+        return {key: metric_point(point) for key, point in found.items()}
+
+    # -- live runs -----------------------------------------------------------------------
+
+    def live_runs(self) -> list[LiveRun]:
+        return self._live({})
+
+    def live_run(self, run_id: str) -> LiveRun | None:
+        found = self._get(f"/api/live-runs/{_id(run_id)}")["run"]
+        return None if found is None else live_run(found)
+
+    def runner_processes(self, host: str) -> list[RunnerProcess]:
+        found = self._get("/api/runner-processes", {"host": host})["processes"]
+        return [RunnerProcess(item["pid"], item["start"]) for item in found]
+
+    def live_runs_of_process(self, host: str, pid: int, start: float | None) -> list[LiveRun]:
+        return self._live({"host": host, "pid": pid, "start": start})
+
+    def stale_runs(self, older_than_ms: int, exclude_host: str) -> list[LiveRun]:
+        return self._live({"older_than_ms": older_than_ms, "exclude_host": exclude_host})
+
+    def backend_owned_runs(self, backend: str, limit: int) -> list[LiveRun]:
+        records.check_limit(limit)
+        return self._live({"backend": backend, "limit": limit})
+
+    def _live(self, query: dict[str, Any]) -> list[LiveRun]:
+        return [live_run(item) for item in self._get("/api/live-runs", query)["runs"]]
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _write(self, run_id: str, body: dict[str, Any]) -> None:
+        self._post(f"/api/runs/{_id(run_id)}/batch", {**body, "key": uuid.uuid4().hex})
+
+    def _get(self, path: str, query: dict[str, Any] | None = None) -> Any:
+        params = {name: value for name, value in (query or {}).items() if value is not None}
+        return self._request("GET", path, params=params)
+
+    def _post(self, path: str, body: dict[str, Any], retried: list[int] | None = None) -> Any:
+        return self._request("POST", path, json=body, retried=retried)
+
+    def _request(self, method: str, path: str, retried: list[int] | None = None, **kw: Any) -> Any:
+        """The answer's JSON; retried on a dropped connection or a gateway error, with backoff."""
+        import requests
+
+        url = self.base_url + path
+        for attempt in range(1, RETRIES + 1):
+            try:
+                response = self._session.request(method, url, timeout=TIMEOUT, **kw)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt == RETRIES:
+                    raise _unreachable(self.base_url, exc) from exc
+            else:
+                if response.status_code not in _RETRY_STATUS or attempt == RETRIES:
+                    return _answer(response)
+            if retried is not None:
+                retried.append(attempt)
+            time.sleep(BACKOFF * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _id(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def _number(value: float | None) -> float | str:
+    if value is None:
+        return "NaN"  # JSON has no NaN; the server reads these spellings
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _answer(response: Any) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code < 400:
+        return body
+    if not isinstance(body, dict) or "message" not in body:
+        raise StoreError(f"the tracking server answered HTTP {response.status_code}")
+    error = RunNotFound if body.get("error") == "run-not-found" else StoreError
+    raise error(str(body["message"]), hint=body.get("hint"))
+
+
+def _unreachable(base_url: str, exc: Exception) -> StoreError:
+    return StoreError(
+        f"the tracking server {base_url} cannot be reached: {exc.__class__.__name__}",
+        hint="start it with `runner server`, or check RUNNER_TRACKING_URI",
+    )
+
+
+def run_record(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(**{**data, "status": RunStatus(data["status"])})
+
+
+def run_page(data: dict[str, Any]) -> RunPage:
+    runs = [run_record(item) for item in data["runs"]]
+    return RunPage(runs, data["more"], data["capped"], data["next_page_token"])
+
+
+def metric_point(data: dict[str, Any]) -> MetricPoint:
+    return MetricPoint(data["step"], data["timestamp"], data["value"])
+
+
+def live_run(data: dict[str, Any]) -> LiveRun:
+    return LiveRun(**{**data, "status": RunStatus(data["status"])})

@@ -310,3 +310,37 @@ def test_dry_run_prints_the_validated_job_and_submits_nothing(
     assert job["spec"]["backoffLimit"] == 1
     assert records() == []
     assert emulator.requests == []
+
+
+def test_runner_tracking_in_a_pod_logs_into_the_run_over_http(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+) -> None:
+    """No MLflow in the image: runner_tracking (put in every pod image) posts to the server."""
+    from tests.live_server import free_port, server_process
+
+    token, port, host = "k8s-test-token", free_port(), _host_address()
+    script = (
+        "import runner_tracking as t; t.log_param('alpha', '0.1'); "
+        "[t.log_metric('loss', 1.0 / s, step=s) for s in (1, 2, 4)]; print('logged')"
+    )
+    proj = project(f'python -c "{script}"')
+    args = ("--host", "0.0.0.0", "--token", token, "--allowed-host", host)
+    with server_process(port, args=args, token=token):
+        cfg = config(**{"tracking-uri": f"http://{host}:{port}"})
+        result = run_cli(
+            "run",
+            str(proj),
+            "-b",
+            "kubernetes",
+            "-c",
+            str(cfg),
+            env={"RUNNER_TRACKING_TOKEN": token},
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "logged" in result.stdout
+    assert "runner_tracking:" not in result.stdout + result.stderr  # no warning: all was sent
+    (run,) = records()
+    assert run["metrics"]["loss"] == 0.25  # the latest step
+    shown = json.loads(run_cli("runs", "show", run["run_id"], "--json").stdout)
+    assert shown["parameters"] == {"name": "world", "alpha": "0.1"}

@@ -19,6 +19,10 @@ COMMANDS = {
     "env": ("runner.commands.env:env", "List and garbage-collect cached environments."),
     "lock": ("runner.commands.lock:lock", "Resolve a project's environment to a lock file."),
     "server": ("runner.commands.server:server", "Serve the tracking store's REST API."),
+    "schedule": (
+        "runner.commands.schedule:schedule",
+        "Create, list and delete recurring runs (Kubernetes CronJobs).",
+    ),
 }
 
 

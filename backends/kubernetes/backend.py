@@ -159,6 +159,37 @@ class KubernetesBackend(BaseBackend):
             verdicts.update(_reconcile_group(settings(group[0].config), group))
         return verdicts
 
+    def create_schedule(
+        self, name: str, cron: str, request: LaunchRequest, run: Mapping[str, Any]
+    ) -> str:
+        """A CronJob whose pods record and run this request's command from its pushed image."""
+        from backends.kubernetes import schedule
+
+        schedule.cronjob_name(name)  # refused before anything is built
+        when = schedule.check_cron(cron)
+        prepared = self.prepare(request)
+        config = settings(request.config)
+        recorded = {**run, "environment": {**run.get("environment", {}), **prepared.facts}}
+        wanted = schedule.ScheduleInput(name, when, request.command, recorded)
+        manifest = schedule.cronjob_manifest(prepared.manifest, wanted, config)
+        schedule.create(_connect(config), manifest)
+        return (
+            f"schedule {name} created: CronJob {config.namespace}/{manifest['metadata']['name']} "
+            f"at '{when}', image {prepared.facts['image_ref']}"
+        )
+
+    def list_schedules(self, config: Mapping[str, Any]) -> list[dict[str, str]]:
+        from backends.kubernetes import schedule
+
+        checked = settings(config)
+        return schedule.listed(_connect(checked), checked)
+
+    def delete_schedule(self, config: Mapping[str, Any], name: str) -> None:
+        from backends.kubernetes import schedule
+
+        checked = settings(config)
+        schedule.delete(_connect(checked), checked, name)
+
     def render(self, request: LaunchRequest) -> str:
         """``--dry-run``: the validated manifests, without contacting a cluster or registry."""
         config = settings(request.config)

@@ -14,11 +14,16 @@ from runner.backend import LaunchRequest
 from runner.errors import BackendError
 
 LIB_DIR = "/runner/lib"  # runner_tracking.py lives here in every pod image
+SCHEDULE_ENTRY = f"{LIB_DIR}/runner_schedule.py"  # what a CronJob's pods run
 _TRACKING = Path(__file__).parents[2] / "runner" / "tracking.py"
+_POD_ENTRY = Path(__file__).with_name("pod_entry.py")
 
 
 def _lib_files() -> dict[str, bytes]:
-    return {"runner_tracking.py": _TRACKING.read_bytes()}
+    return {
+        "runner_tracking.py": _TRACKING.read_bytes(),
+        "runner_schedule.py": _POD_ENTRY.read_bytes(),
+    }
 
 
 def _lib_tag(project: str | None, parent_id: str, files: Mapping[str, bytes]) -> str:

@@ -10,6 +10,7 @@ the real exit code and OOMKilled from Docker's state.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -49,13 +50,31 @@ def unschedulable_reason(pod: Obj, labels: dict[str, str], capacity: dict[str, s
     return None
 
 
+_LABEL_PATH = re.compile(r"^metadata\.labels\['([^']+)'\]$")
+
+
+def _env_value(pod: Obj, entry: Obj) -> str:
+    """``value``, or the downward API's ``fieldRef`` (name, namespace, a label)."""
+    if "valueFrom" not in entry:
+        return str(entry.get("value", ""))
+    path = entry["valueFrom"].get("fieldRef", {}).get("fieldPath", "")
+    meta = pod["metadata"]
+    if path in ("metadata.name", "metadata.namespace", "metadata.uid"):
+        return str(meta[path.split(".")[1]])
+    if match := _LABEL_PATH.match(path):
+        return str((meta.get("labels") or {}).get(match[1], ""))
+    raise ApiError(
+        400, "BadRequest", f"emulated kubelet: unsupported valueFrom {entry['valueFrom']}"
+    )
+
+
 def _container_options(pod: Obj) -> dict[str, Any]:
     container = pod["spec"]["containers"][0]
     options: dict[str, Any] = {
         "labels": {LABEL: "true", "pod-uid": pod["metadata"]["uid"]},
         "network_mode": "host",  # pods reach the tracking server and the API on 127.0.0.1
         "detach": True,
-        "environment": {e["name"]: e.get("value", "") for e in container.get("env") or []},
+        "environment": {e["name"]: _env_value(pod, e) for e in container.get("env") or []},
     }
     if container.get("command"):  # command replaces ENTRYPOINT, args replaces CMD
         options["entrypoint"] = container["command"]

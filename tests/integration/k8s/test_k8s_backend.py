@@ -344,3 +344,54 @@ def test_runner_tracking_in_a_pod_logs_into_the_run_over_http(
     assert run["metrics"]["loss"] == 0.25  # the latest step
     shown = json.loads(run_cli("runs", "show", run["run_id"], "--json").stdout)
     assert shown["parameters"] == {"name": "world", "alpha": "0.1"}
+
+
+def test_a_schedule_firing_twice_gives_two_recorded_runs(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+) -> None:
+    from tests.live_server import free_port, server_process
+
+    token, port, host = "k8s-test-token", free_port(), _host_address()
+    script = "import runner_tracking as t; t.log_metric('loss', 0.5); print('nightly ran')"
+    proj = project(f'python -c "{script}"')
+    args = ("--host", "0.0.0.0", "--token", token, "--allowed-host", host)
+    cfg = config(**{"tracking-uri": f"http://{host}:{port}"})
+    env = {"RUNNER_TRACKING_TOKEN": token}
+    with server_process(port, args=args, token=token):
+        created = run_cli(
+            "schedule", "create", "nightly", "--cron", "0 3 * * *", str(proj),
+            "-P", "name=x", "-c", str(cfg), env=env, timeout=300,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.startswith(
+            "schedule nightly created: CronJob default/runner-nightly at '0 3 * * *', image "
+        )
+        assert records() == []  # nothing runs until the cluster fires it
+        jobs = [emulator.fire("default", "runner-nightly")["metadata"]["name"] for _ in (1, 2)]
+
+        def both_done() -> bool:
+            found = {j["metadata"]["name"]: j for j in emulator.store.list("Job", None)[0]}
+            return all(
+                any(c["type"] == "Complete" for c in found[j]["status"].get("conditions") or [])
+                for j in jobs
+            )
+
+        _wait(both_done, timeout=120)
+        runs = records()
+    assert len(runs) == 2
+    assert {r["status"] for r in runs} == {"FINISHED"}
+    assert {r["tags"]["runner.schedule"] for r in runs} == {"nightly"}
+    assert {r["tags"]["runner.k8s_job"] for r in runs} == {f"default/{j}" for j in jobs}
+    assert all(r["run_name"].startswith("nightly-") for r in runs)
+    assert all(r["parameters"] == {"name": "x"} for r in runs)
+    assert all(r["metrics"]["loss"] == 0.5 for r in runs)
+    assert runs[0]["environment"]["image_ref"] == runs[1]["environment"]["image_ref"]
+    listed = run_cli("schedule", "list", "-c", str(cfg))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split()[:6] == ["nightly", "0", "3", "*", "*", "*"]
+    deleted = run_cli("schedule", "delete", "nightly", "-c", str(cfg))
+    assert deleted.returncode == 0, deleted.stderr
+    assert emulator.store.list("CronJob", None)[0] == []
+    again = run_cli("schedule", "delete", "nightly", "-c", str(cfg))
+    assert again.returncode == 1
+    assert "no schedule 'nightly' in namespace default" in again.stderr

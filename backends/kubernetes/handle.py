@@ -2,8 +2,8 @@
 
 Two watch threads (the Job by name, its pods by the run-id label) list first, then watch from
 the list's resourceVersion; a watch that expires or drops resumes from the last version seen,
-and a 410 (history compacted) lists again. Nothing polls: a pod still Pending is looked at
-again when its watch times out, which is bounded by what is left of ``pending_timeout``.
+and a 410 (history compacted) lists again. Nothing polls: a pod that cannot start is looked
+at again by one timer at its ``pending_timeout``.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ class JobHandle:
         self._pods: dict[str, Any] = {}
         self._attempts: dict[str, int] = {}
         self._followers: list[threading.Thread] = []
+        self._timers: dict[str, threading.Timer] = {}
         self._cancelled = False
         self._job: Any = None
         threading.Thread(target=self._watch_job, daemon=True).start()
@@ -215,17 +216,7 @@ class JobHandle:
                 self._on_pod,
                 self._done,
                 label_selector=selector,
-                timeout=self._pending_wake,
-                on_idle=self._check_all_pending,
             )
-
-    def _pending_wake(self) -> int:
-        """How long the pod watch may stay quiet: until the first stuck pod's deadline."""
-        stuck = [p for p in self._pods.values() if pending_problem(p)]
-        if not stuck:
-            return WATCH_SECONDS
-        left = min(_epoch(p.metadata.creation_timestamp) for p in stuck) + self.ref.pending_timeout
-        return max(1, min(WATCH_SECONDS, round(left - time.time()) + 1))
 
     def _on_pod(self, kind: str, pod: Any) -> None:
         if kind == "DELETED":
@@ -255,19 +246,33 @@ class JobHandle:
             return []
         return sorted(pods, key=_attempt_order)
 
-    def _check_all_pending(self) -> None:
-        for pod in list(self._pods.values()):
-            self._check_pending(pod)
-
     def _check_pending(self, pod: Any) -> None:
         problem = pending_problem(pod)
         if problem is None:
             return
         stuck_for = time.time() - _epoch(pod.metadata.creation_timestamp)
-        if stuck_for >= self.ref.pending_timeout:
-            reason = f"{problem} (pending for longer than {self.ref.pending_timeout:g}s)"
-            self._end(ExitInfo(RunStatus.FAILED, None, reason))  # first: the delete is ours
-            self._delete(0)  # a pod that cannot start must not wait in the queue forever
+        if stuck_for < self.ref.pending_timeout:
+            self._recheck_later(pod.metadata.name, self.ref.pending_timeout - stuck_for)
+            return
+        reason = f"{problem} (pending for longer than {self.ref.pending_timeout:g}s)"
+        self._end(ExitInfo(RunStatus.FAILED, None, reason))  # first: the delete is ours
+        self._delete(0)  # a pod that cannot start must not wait in the queue forever
+
+    def _recheck_later(self, name: str, delay: float) -> None:
+        """One timer per stuck pod, at its deadline: no event may come before it passes."""
+        with self._lock:
+            if name in self._timers or self._done.is_set():
+                return
+            timer = self._timers[name] = threading.Timer(delay + 0.1, self._recheck, (name,))
+        timer.daemon = True
+        timer.start()
+
+    def _recheck(self, name: str) -> None:
+        with self._lock:
+            self._timers.pop(name, None)
+            pod = self._pods.get(name)
+        if pod is not None and not self._done.is_set():
+            self._check_pending(pod)
 
     def _follow_logs(self, pod: Any) -> None:
         name = pod.metadata.name
@@ -350,8 +355,6 @@ def _follow(
     namespace: str,
     on_event: Callable[[str, Any], None],
     done: threading.Event,
-    timeout: Callable[[], int] = lambda: WATCH_SECONDS,
-    on_idle: Callable[[], None] = lambda: None,
     **selectors: str,
 ) -> None:
     """List, then watch from the list's resourceVersion until ``done``; resume on expiry or a
@@ -369,7 +372,11 @@ def _follow(
                     on_event("ADDED", item)
                 version = listed.metadata.resource_version
             stream = watch.Watch().stream(
-                lister, namespace, resource_version=version, timeout_seconds=timeout(), **selectors
+                lister,
+                namespace,
+                resource_version=version,
+                timeout_seconds=WATCH_SECONDS,
+                **selectors,
             )
             for event in stream:
                 if event["type"] == "ERROR":
@@ -378,7 +385,6 @@ def _follow(
                 on_event(event["type"], event["object"])
                 if done.is_set():
                     return
-            on_idle()  # the watch expired: time-based checks (a pod pending too long)
         except ApiException as exc:
             if exc.status != 410:
                 raise

@@ -157,6 +157,7 @@ class JobHandle:
         threading.Thread(target=self._delete, args=(grace,), daemon=True).start()
 
     def _delete(self, grace: float) -> None:
+        import urllib3.exceptions
         from kubernetes import client
         from kubernetes.client.rest import ApiException
 
@@ -164,7 +165,8 @@ class JobHandle:
         options = client.V1DeleteOptions(
             propagation_policy="Background", grace_period_seconds=round(grace)
         )
-        with contextlib.suppress(ApiException, OSError):  # already gone: nothing to stop
+        with contextlib.suppress(ApiException, OSError, urllib3.exceptions.HTTPError):
+            # already gone (nothing to stop), or the cluster is unreachable: the watch says
             self.batch.delete_namespaced_job(self.ref.name, self.ref.namespace, body=options)
 
     # -- the Job -------------------------------------------------------------------------
@@ -286,8 +288,6 @@ class JobHandle:
         thread.start()
 
     def _stream_log(self, pod: str, attempt: int) -> None:
-        from kubernetes.client.rest import ApiException
-
         if attempt > 1:
             note = f"runner: attempt {attempt} (pod {pod})\n".encode()
             self._queue.put(LogChunk("stderr", note))
@@ -299,10 +299,14 @@ class JobHandle:
             for data in resp.stream(64 * 1024):
                 sink.write(data)
                 self._queue.put(LogChunk("stdout", data))
-        except (ApiException, OSError, Exception):  # the pod went away: keep what was read
+        except Exception:  # the pod or the connection went away: keep what was read
             pass
-        finally:
-            sink.close()
+        if sink.written or not (sink.path and sink.path.exists()):
+            sink.close()  # an attempt that printed nothing still gets its (empty) file
+            return
+        sink.discard()  # nothing from the cluster (the pod is gone): the copy kept earlier
+        for data in sink.kept():
+            self._queue.put(LogChunk("stdout", data))
 
     # -- the end -------------------------------------------------------------------------
 
@@ -340,9 +344,25 @@ class _AttemptLog:
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}") if self.path else None
         self.file = self.tmp.open("wb") if self.tmp else None
 
+    written = 0
+
     def write(self, data: bytes) -> None:
+        self.written += len(data)
         if self.file:
             self.file.write(data)
+
+    def discard(self) -> None:
+        if self.file and self.tmp:
+            self.file.close()
+            self.tmp.unlink(missing_ok=True)
+
+    def kept(self) -> Iterator[bytes]:
+        """What an earlier reader of this attempt stored, if anything."""
+        try:
+            with open(self.path or "", "rb") as stored:
+                yield from iter(lambda: stored.read(64 * 1024), b"")
+        except OSError:
+            return
 
     def close(self) -> None:
         if self.file and self.tmp and self.path:

@@ -401,3 +401,21 @@ def test_a_schedule_firing_twice_gives_two_recorded_runs(
     again = run_cli("schedule", "delete", "nightly", "-c", str(cfg))
     assert again.returncode == 1
     assert "no schedule 'nightly' in namespace default" in again.stderr
+
+
+def test_ctrl_c_deletes_the_job_and_the_run_ends_killed(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+) -> None:
+    proj = project("echo started; sleep 120")
+    runner = spawn_cli("run", str(proj), "-b", "kubernetes", "-c", str(config()))
+    _running_pod(emulator)
+    runner.send_signal(signal.SIGINT)
+    _out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 130, err
+    assert "KILLED (interrupted)" in err
+    (run,) = records()
+    assert run["status"] == "KILLED"
+    assert run["failure_reason"] == "interrupted (Ctrl-C) before the entry point finished"
+    deletes = [r for r in emulator.requests if r.method == "DELETE" and "/jobs/" in r.path]
+    assert [r.body.get("propagationPolicy") for r in deletes] == ["Background"]
+    _wait(lambda: not emulator.pods(), timeout=30)

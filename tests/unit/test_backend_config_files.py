@@ -1,4 +1,4 @@
-"""`-c` takes inline JSON, a .json file or a .yaml file; `--dry-run` needs a backend that renders."""
+"""`-c` takes inline JSON, a .json or a .yaml file; `--dry-run` needs a backend that renders."""
 
 from __future__ import annotations
 

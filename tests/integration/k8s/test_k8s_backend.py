@@ -419,3 +419,36 @@ def test_ctrl_c_deletes_the_job_and_the_run_ends_killed(
     deletes = [r for r in emulator.requests if r.method == "DELETE" and "/jobs/" in r.path]
     assert [r.body.get("propagationPolicy") for r in deletes] == ["Background"]
     _wait(lambda: not emulator.pods(), timeout=30)
+
+
+def test_an_mlflow_job_template_runs_with_its_own_settings_kept(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator, tmp_path: Path
+) -> None:
+    template = tmp_path / "job.yaml"
+    template.write_text(
+        "apiVersion: batch/v1\n"
+        "kind: Job\n"
+        'metadata: {name: "{replaced with MLflow Project name}", namespace: default}\n'
+        "spec:\n"
+        "  ttlSecondsAfterFinished: 100\n"
+        "  backoffLimit: 0\n"
+        "  template:\n"
+        "    spec:\n"
+        "      containers:\n"
+        '        - name: "{replaced with MLflow Project name}"\n'
+        '          image: "{replaced with URI of Docker image created during Project execution}"\n'
+        '          command: ["{replaced with MLflow Project entry point command}"]\n'
+        "          env: [{name: FROM_TEMPLATE, value: kept}]\n"
+        "      restartPolicy: Never\n"
+    )
+    proj = project("echo template=$FROM_TEMPLATE && python probe.py {name}")
+    result = _run(proj, config(**{"kube-job-template-path": str(template)}), "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["template=kept", "ARGV=['world']"]
+    (job,) = emulator.store.list("Job", None)[0]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 100
+    (run,) = records()
+    assert job["metadata"]["name"] == f"runner-{run['run_id']}"
+    assert (
+        job["spec"]["template"]["spec"]["containers"][0]["image"] == run["environment"]["image_ref"]
+    )

@@ -123,9 +123,11 @@ def _is_loopback(host: str) -> bool:
     if host in ("localhost", "0.0.0.0") or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return any(a.is_loopback or a.is_unspecified for a in (address, mapped) if a is not None)
 
 
 def pod_tracking_uri(given: str | None, store_uri: str) -> str:

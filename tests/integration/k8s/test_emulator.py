@@ -324,6 +324,9 @@ def test_cronjob_fires_on_demand(k8s: Any, emulator: Emulator, busybox_image: st
         assert _wait_job(k8s, name).status.succeeded == 1
     listed = k8s.BatchV1Api().list_namespaced_cron_job("default").items
     assert listed[0].status.last_schedule_time is not None
+    served = k8s.ApiClient().sanitize_for_serialization(listed[0])
+    served.update(apiVersion="batch/v1", kind="CronJob")
+    assert kubernetes_validate.validate(served, SCHEMA_VERSION, strict=True) == SCHEMA_VERSION
     k8s.BatchV1Api().delete_namespaced_cron_job("nightly", "default")
     deadline = time.monotonic() + 10
     while k8s.BatchV1Api().list_namespaced_job("default").items:

@@ -101,12 +101,17 @@ def _run_url(suffix: str) -> str:
     return f"{base}/api/runs/{quote(active_run_id() or '', safe='')}/{suffix}"
 
 
-def _send(method: str, url: str, body: bytes, content_type: str) -> int | None:
-    """One request: the HTTP status, or None when the server could not be reached."""
+def _send(method: str, url: str, body: Any, content_type: str, length: int = -1) -> int | None:
+    """One request: the HTTP status, or None when the server could not be reached.
+
+    ``body`` is bytes, or an open file sent as it is read (``length`` bytes).
+    """
     import urllib.error
     import urllib.request
 
     headers = {"Content-Type": content_type}
+    if length >= 0:
+        headers["Content-Length"] = str(length)
     token = os.environ.get("RUNNER_TRACKING_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -136,8 +141,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
-        return True  # another user's process: alive
+    except OSError:  # another user's process: alive
+        pass
     return True
 
 
@@ -281,10 +286,9 @@ def _read_lines(path: Path, offset: int, most: int) -> tuple[list[bytes], int]:
 
 def _record(line: bytes) -> dict[str, Any] | None:
     try:
-        record = json.loads(line)
+        return record if isinstance(record := json.loads(line), dict) else None
     except ValueError:
         return None
-    return record if isinstance(record, dict) else None
 
 
 def _http_outbox() -> _Outbox:
@@ -380,7 +384,14 @@ def _put_file(url: str, path: Path) -> None:
     for attempt in range(ARTIFACT_ATTEMPTS):
         if attempt:
             time.sleep(min(MAX_BACKOFF, 0.5 * 2**attempt))
-        status = _send("PUT", url, path.read_bytes(), "application/octet-stream")
+        try:
+            with open(path, "rb") as data:  # streamed: a large file is never read whole
+                status = _send(
+                    "PUT", url, data, "application/octet-stream", os.fstat(data.fileno()).st_size
+                )
+        except OSError as exc:
+            _warn_once("artifact", f"artifact {path} cannot be read: {exc}")
+            return
         if status is not None and 200 <= status < 300:
             return
         if not _retryable(status):

@@ -11,4 +11,5 @@ MODULES = (
     "reconcile_live",
     "workflow",
     "concurrent_runs",
+    "server_api",
 )

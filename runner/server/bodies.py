@@ -21,6 +21,7 @@ from runner.store.records import MAX_KEY, now_ms
 from runner.store.search import METRIC_OPS, RunQuery
 
 EXTERNAL_ENVIRONMENT = {"manager": "external"}  # a run whose environment runner did not build
+MAX_PAGE = 10_000  # runs in one answer (`runner runs list --limit` through a server)
 
 
 def new_run(body: dict[str, Any]) -> NewRun:
@@ -90,7 +91,7 @@ def run_query(body: dict[str, Any]) -> RunQuery:
         tags=string_map(body, "tags"),
         metrics=each(optional(body, "metrics", list) or [], "metrics", _metric_filter),
         order="newest" if order == "newest" else "oldest",
-        limit=integer(body.get("limit", 100), "limit", low=0, high=1000),
+        limit=integer(body.get("limit", 100), "limit", low=0, high=MAX_PAGE),
         page_token=optional(body, "page_token", str),
     )
 

@@ -124,7 +124,7 @@ class RunsApi:
 
     async def list_runs(self, request: Request) -> JSONResponse:
         query = request.query_params
-        limit = query_int(request, "limit", 20, low=0, high=1000)
+        limit = query_int(request, "limit", 20, low=0, high=bodies.MAX_PAGE)
         page = await _call(
             self.store.list_runs, query.get("experiment"), query.get("status"), limit,
             query.get("page_token"),

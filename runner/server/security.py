@@ -40,7 +40,10 @@ class SecurityMiddleware:
             return
         limit = self._limit(scope)
         declared = headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > limit:
+        if not declared.isdigit():
+            await _refuse(send, 400, "bad-request", "the Content-Length header is not a number")
+            return
+        if int(declared) > limit:
             await _refuse(send, 413, "request-too-large", _too_large(limit))
             return
         await self._capped(scope, receive, send, limit)

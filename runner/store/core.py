@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.status import RunStatus
 from runner.store import (
@@ -15,14 +15,15 @@ from runner.store import (
     RunnerProcess,
     RunPage,
     RunRecord,
-    keyed,
     listing,
     records,
     rows,
-    search,
 )
 from runner.store import statements as sql
 from runner.store.database import Database, Session
+
+if TYPE_CHECKING:  # the server's modules: not imported on the path of a plain `runner run`
+    from runner.store import keyed, search
 
 HISTORY_PAGE = 1000  # metric points per read of metric_history
 _FIRST = (-(2**63), -1)  # (step, id) before every metric point
@@ -131,6 +132,8 @@ class SqlRunStore:
 
     def create_run_once(self, new: NewRun, request_key: str) -> str:
         """``create_run``, unless a request with this key made a run already: then that run."""
+        from runner.store import keyed
+
         keyed.check_write_key(request_key)
         row = records.new_run_row(new)
         params = records.key_values("param", row["run_id"], new.parameters)
@@ -152,6 +155,8 @@ class SqlRunStore:
         The check and the writes share one transaction that locks the run (PostgreSQL) or the
         database (SQLite), so two deliveries of one key never both apply.
         """
+        from runner.store import keyed
+
         for key in batches:
             keyed.check_write_key(key)
         with self._write() as session:
@@ -162,6 +167,8 @@ class SqlRunStore:
 
     def search_runs(self, query: search.RunQuery) -> RunPage:
         """The page of runs ``query`` matches (indexed filters, keyset pages)."""
+        from runner.store import search
+
         search.check_query(query)
         with self._read() as session:
             return search.search(session, query)

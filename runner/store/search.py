@@ -70,7 +70,7 @@ def _filter(session: Session, query: RunQuery) -> Filter | None:
     for table, values in (("params", query.params), ("tags", query.tags)):
         for key, value in values.items():
             terms.append(statements.WITH_VALUE.format(table=table))
-            params += [key, value, value]
+            params += [key, value[: statements.PREFIX_LENGTH], value]
     for key, op, number in query.metrics:
         terms.append(statements.WITH_METRIC.format(op=op))
         params += [key, number]

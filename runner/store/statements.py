@@ -129,8 +129,11 @@ CLAIM = (
 )
 
 # -- the server's idempotent writes and run search (migration 0004) ----------------------------
-# Params and tags are searched by key and value: the index holds this prefix of the value.
-VALUE_PREFIX = "substr(value, 1, 200)"
+# Params and tags are searched by key and value: the index holds this prefix of the value, and
+# a search binds the prefix itself. The full value is compared as ``value || ''``: SQLite would
+# otherwise propagate ``value = ?`` into the prefix term, which then no longer matches the index.
+PREFIX_LENGTH = 200
+VALUE_PREFIX = f"substr(value, 1, {PREFIX_LENGTH})"
 KNOWN_WRITE_KEYS = "SELECT key FROM write_keys WHERE run_id = ? AND key IN ({marks})"
 INSERT_WRITE_KEY = "INSERT INTO write_keys (run_id, key) VALUES (?, ?)"
 FIND_RUN_REQUEST = "SELECT run_id FROM run_requests WHERE request_key = ?"
@@ -138,7 +141,7 @@ INSERT_RUN_REQUEST = "INSERT INTO run_requests (request_key, run_id) VALUES (?, 
 EXPERIMENTS = "SELECT id, name, created FROM experiments ORDER BY name"
 WITH_VALUE = (
     "run_id IN (SELECT run_id FROM {table} WHERE key = ?"
-    f" AND {VALUE_PREFIX} = substr(?, 1, 200) AND value = ?)"
+    f" AND {VALUE_PREFIX} = ? AND value || '' = ?)"
 )
 WITH_METRIC = "run_id IN (SELECT run_id FROM latest_metrics WHERE key = ? AND value {op} ?)"
 BEFORE_CURSOR = "(start_time, {tiebreak}) > (?, ?)"

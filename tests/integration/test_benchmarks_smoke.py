@@ -19,6 +19,8 @@ QUICK_CASES = {
     "store-list-10k-runs",
     "scale-list-1k",
     "reconcile-10k-live",
+    "server-log-100k-metrics",
+    "server-search-10k-runs",
 }
 
 

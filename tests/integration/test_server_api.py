@@ -112,7 +112,7 @@ def test_search_pages_with_tokens(api: str) -> None:
         ("/api/runs", {"experiment": 3}, "experiment", "must be a string, not an integer"),
         ("/api/runs", {"experiment": "e", "parameters": {"a": 1}}, "parameters.a", "must be a"),
         ("/api/runs/search", {"limit": "9"}, "limit", "must be an integer, not a string"),
-        ("/api/runs/search", {"limit": 5000}, "limit", "must be between 0 and 1000"),
+        ("/api/runs/search", {"limit": 10_001}, "limit", "must be between 0 and 10000"),
         ("/api/runs/search", {"order": "random"}, "order", "must be newest or oldest"),
         (
             "/api/runs/search",
@@ -259,3 +259,15 @@ def test_a_file_in_the_way_of_a_folder_is_a_400(api: str) -> None:
     assert answer.json()["message"] == (
         "artifact 'model/weights.bin' cannot be written: a file is in the way of its folder"
     )
+
+
+def test_cancel_ends_a_run_no_runner_owns_and_names_the_host_of_one_elsewhere(api: str) -> None:
+    waiting = new_run(api)
+    assert post(f"{api}/api/runs/{waiting}/cancel", {"wait_seconds": 1}) == {"status": "KILLED"}
+    record = requests.get(f"{api}/api/runs/{waiting}", timeout=30).json()
+    assert (record["status"], record["failure_reason"]) == ("KILLED", "cancelled before it started")
+    elsewhere = new_run(api, runner_pid=4242, runner_host="other-box", runner_start=1.0)
+    answer = post(f"{api}/api/runs/{elsewhere}/cancel", {"wait_seconds": 1}, 409)
+    assert answer["message"] == f"run {elsewhere} is executed by a runner on host other-box"
+    assert answer["hint"] == "cancel it from that host"
+    assert post(f"{api}/api/runs/{waiting}/cancel", {}) == {"status": "KILLED"}  # already ended

@@ -196,3 +196,36 @@ def test_the_cli_says_when_the_server_is_down(tmp_path: Path) -> None:
     assert listed.returncode == 1
     assert f"error: the tracking server {url} cannot be reached: ConnectionError" in listed.stderr
     assert "hint: start it with `runner server`" in listed.stderr
+
+
+def test_a_server_is_no_store_for_a_server(tmp_path: Path) -> None:
+    served = run_cli("server", "--port", str(free_port()), env={"RUNNER_TRACKING_URI": "http://x"})
+    assert served.returncode == 1
+    assert (
+        "error: the tracking server needs a database store (sqlite:///... or postgresql://...)"
+        in served.stderr
+    )
+
+
+def test_artifacts_logged_over_http_land_in_the_runs_files(tmp_path: Path) -> None:
+    store_uri = f"sqlite:///{tmp_path / 'server.db'}"
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(os.urandom(3_000_000))
+    (model / "sub" / "config.json").write_text("{}")
+    script = f"import runner_tracking as t; t.log_artifact({str(model)!r}, 'out')"
+    with server_on(store_uri, tmp_path) as url:
+        run_id = create_run(url)
+        env = writer_env(url, run_id, tmp_path)
+        logged = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+        assert logged.returncode == 0 and logged.stderr == b""
+        base = f"{url}/api/runs/{run_id}/artifacts"
+        listing = requests.get(base, params={"path": "out/model"}, timeout=30).json()["files"]
+        assert listing == [
+            {"path": "out/model/sub", "is_dir": True, "size": None},
+            {"path": "out/model/weights.bin", "is_dir": False, "size": 3_000_000},
+        ]
+        weights = requests.get(f"{base}/files/out/model/weights.bin", timeout=30).content
+        assert weights == (model / "weights.bin").read_bytes()
+    stored = tmp_path / "server-home" / "artifacts" / run_id / "files" / "out" / "model"
+    assert (stored / "sub" / "config.json").read_text() == "{}"

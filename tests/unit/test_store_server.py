@@ -131,10 +131,20 @@ def test_search_refuses_what_the_sql_must_not_see(
             "params",
             statements.WITH_VALUE.format(table="params"),
             ["k", "v", "v"],
-            "ix_params_search",
+            "ix_params_search (key=? AND <expr>=?)",  # the value's prefix too, not key alone
         ),
-        ("tags", statements.WITH_VALUE.format(table="tags"), ["k", "v", "v"], "ix_tags_search"),
-        ("latest_metrics", statements.WITH_METRIC.format(op=">"), ["k", 1.0], "ix_latest_metrics"),
+        (
+            "tags",
+            statements.WITH_VALUE.format(table="tags"),
+            ["k", "v", "v"],
+            "ix_tags_search (key=? AND <expr>=?)",
+        ),
+        (
+            "latest_metrics",
+            statements.WITH_METRIC.format(op=">"),
+            ["k", 1.0],
+            "ix_latest_metrics_search (key=? AND value>?)",
+        ),
     ],
 )
 def test_search_filters_use_their_indexes(

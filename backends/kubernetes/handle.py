@@ -185,8 +185,12 @@ class JobHandle:
             self._end(ExitInfo(RunStatus.FAILED, None, f"lost the Job's watch: {exc}"))
 
     def _on_job(self, kind: str, job: Any) -> None:
-        if kind == "DELETED":
-            self._job_gone()
+        if kind == "DELETED":  # the event carries the Job's last state: a TTL deletes ended Jobs
+            outcome = None if self._cancelled else job_outcome(job, list(self._pods.values()))
+            if outcome is not None:
+                self._end(outcome)
+            else:
+                self._job_gone()
             return
         self._job = job
         outcome = job_outcome(job, list(self._pods.values()))

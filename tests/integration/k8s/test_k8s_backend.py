@@ -452,3 +452,16 @@ def test_an_mlflow_job_template_runs_with_its_own_settings_kept(
     assert (
         job["spec"]["template"]["spec"]["containers"][0]["image"] == run["environment"]["image_ref"]
     )
+
+
+def test_a_job_its_ttl_deletes_at_once_still_records_its_outcome_and_logs(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+) -> None:
+    result = _run(project("echo kept; exit 5"), config(ttl_after_finished=0), "-q")
+    assert result.returncode == 1
+    assert result.stdout == "kept\n"
+    (run,) = records()
+    assert run["exit_code"] == 5
+    assert run["failure_reason"].startswith("BackoffLimitExceeded")
+    assert (run_artifacts_dir(run["run_id"]) / "output.attempt-1.log").read_text() == "kept\n"
+    _wait(lambda: not emulator.store.list("Job", None)[0], timeout=30)  # the TTL removed it

@@ -270,3 +270,17 @@ def test_the_config_schema_takes_mlflows_keys_unchanged() -> None:
     assert [e.message for e in errors] == [
         "Additional properties are not allowed ('retires' was unexpected)"
     ]
+
+
+def test_the_sample_config_is_valid_and_gives_a_valid_job() -> None:
+    import jsonschema
+
+    from runner.execution.plan import parse_backend_config
+
+    sample = Path(__file__).parents[2] / "sample_projects" / "docker_project" / "k8s.yaml"
+    config = parse_backend_config(str(sample))
+    jsonschema.Draft202012Validator(CONFIG_SCHEMA).validate(config)
+    job = generated_job(settings(config), _input())
+    validate(job)
+    assert job["spec"]["activeDeadlineSeconds"] == 1800
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400

@@ -245,7 +245,7 @@ def _reconcile_group(config: Settings, refs: Sequence[RunRef]) -> dict[str, Verd
     from kubernetes import client
 
     from backends.kubernetes.client import api_errors
-    from backends.kubernetes.handle import job_outcome
+    from backends.kubernetes.status import job_outcome
 
     api = _connect(config)
     selector = f"{LABEL_MANAGED}=true"

@@ -13,26 +13,24 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backends.kubernetes.manifest import CONTAINER, LABEL_RUN_ID
+from backends.kubernetes.status import (
+    attempt_order,
+    epoch,
+    job_outcome,
+    pending_problem,
+    started,
+)
+from backends.kubernetes.watch import follow
 from runner.backend import ExitInfo, LogChunk
 from runner.status import RunStatus
 
-WATCH_SECONDS = 60  # a watch is re-opened at least this often
-RETRY_SECONDS = 0.5  # after a dropped connection
 END_WAIT_SECONDS = 30.0  # for the last log lines and for pods to go after a cancel
-_PENDING_REASONS = {
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
 
 
 @dataclass(frozen=True)
@@ -47,68 +45,6 @@ class JobRef:
 
 def attempt_log(artifacts_dir: Path, attempt: int) -> Path:
     return artifacts_dir / f"output.attempt-{attempt}.log"
-
-
-def _epoch(stamp: Any) -> float:
-    return stamp.timestamp() if stamp is not None else time.time()
-
-
-def exit_code(pod: Any) -> int | None:
-    for status in pod.status.container_statuses or []:
-        if status.state and status.state.terminated:
-            return int(status.state.terminated.exit_code)
-    return None
-
-
-def _terminated_reason(pod: Any) -> str | None:
-    for status in pod.status.container_statuses or []:
-        if status.state and status.state.terminated:
-            return str(status.state.terminated.reason or "")
-    return None
-
-
-def _started(pod: Any) -> bool:
-    return any(
-        s.state and (s.state.running or s.state.terminated)
-        for s in pod.status.container_statuses or []
-    )
-
-
-def pending_problem(pod: Any) -> str | None:
-    """Why a Pending pod does not start (Unschedulable, ImagePullBackOff...), if it is stuck."""
-    if pod.status.phase != "Pending":
-        return None
-    for cond in pod.status.conditions or []:
-        if cond.type == "PodScheduled" and cond.status == "False":
-            return f"{cond.reason}: {cond.message}"
-    for status in pod.status.container_statuses or []:
-        waiting = status.state.waiting if status.state else None
-        if waiting and waiting.reason in _PENDING_REASONS:
-            return f"{waiting.reason}: {waiting.message}"
-    return None
-
-
-def job_outcome(job: Any, pods: list[Any]) -> ExitInfo | None:
-    """FINISHED or FAILED from the Job's conditions, with the last attempt's exit code."""
-    codes = [exit_code(p) for p in sorted(pods, key=_attempt_order)]
-    code = next((c for c in reversed(codes) if c is not None), None)
-    for cond in job.status.conditions or [] if job.status else []:
-        if cond.status != "True":
-            continue
-        if cond.type == "Complete":
-            return ExitInfo(RunStatus.FINISHED, 0 if code is None else code)
-        if cond.type == "Failed":
-            oom = any(_terminated_reason(p) == "OOMKilled" for p in pods)
-            detail = " (the container was OOMKilled)" if oom else ""
-            return ExitInfo(RunStatus.FAILED, code, f"{cond.reason}: {cond.message}{detail}")
-    return None
-
-
-def _attempt_order(pod: Any) -> tuple[float, float, str]:
-    """Pods by age. Timestamps have one-second resolution, so within a second the one whose
-    container started first comes first (a Job replaces a pod only after it ended)."""
-    started = pod.status.start_time if pod.status else None
-    return (_epoch(pod.metadata.creation_timestamp), _epoch(started), pod.metadata.name)
 
 
 class JobHandle:
@@ -128,10 +64,15 @@ class JobHandle:
         self._attempts: dict[str, int] = {}
         self._followers: list[threading.Thread] = []
         self._timers: dict[str, threading.Timer] = {}
+        self._watches: list[Any] = []  # the kubernetes Watch objects open now or before
         self._cancelled = False
         self._job: Any = None
-        threading.Thread(target=self._watch_job, daemon=True).start()
-        threading.Thread(target=self._watch_pods, daemon=True).start()
+        self._threads = [
+            threading.Thread(target=self._watch_job, daemon=True),
+            threading.Thread(target=self._watch_pods, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- the RunHandle protocol -----------------------------------------------------------
 
@@ -174,11 +115,12 @@ class JobHandle:
     def _watch_job(self) -> None:
         selector = f"metadata.name={self.ref.name}"
         try:
-            _follow(
+            follow(
                 self.batch.list_namespaced_job,
                 self.ref.namespace,
                 self._on_job,
                 self._done,
+                self._watches,
                 field_selector=selector,
             )
         except Exception as exc:  # the cluster refused us for good (403, 404 namespace...)
@@ -216,11 +158,12 @@ class JobHandle:
         for pod in self._list_pods():  # earlier attempts (re-attached): numbered by age
             self._register(pod)
         with contextlib.suppress(Exception):  # the Job's watch reports what matters
-            _follow(
+            follow(
                 self.core.list_namespaced_pod,
                 self.ref.namespace,
                 self._on_pod,
                 self._done,
+                self._watches,
                 label_selector=selector,
             )
 
@@ -233,7 +176,7 @@ class JobHandle:
             and self._exit.status is RunStatus.SCHEDULED
         ):
             self._exit = ExitInfo(RunStatus.RUNNING)
-        if _started(pod):
+        if started(pod):
             self._follow_logs(pod)
         self._check_pending(pod)
         if self._job is not None:
@@ -250,13 +193,13 @@ class JobHandle:
             pods = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector).items
         except Exception:  # the cluster went away: what was seen is all there is
             return []
-        return sorted(pods, key=_attempt_order)
+        return sorted(pods, key=attempt_order)
 
     def _check_pending(self, pod: Any) -> None:
         problem = pending_problem(pod)
         if problem is None:
             return
-        stuck_for = time.time() - _epoch(pod.metadata.creation_timestamp)
+        stuck_for = time.time() - epoch(pod.metadata.creation_timestamp)
         if stuck_for < self.ref.pending_timeout:
             self._recheck_later(pod.metadata.name, self.ref.pending_timeout - stuck_for)
             return
@@ -325,7 +268,7 @@ class JobHandle:
         """After the last attempt's log is read (its stream ends with the container)."""
         for pod in self._list_pods():  # one GET: the pod watch may lag behind the Job's
             self._register(pod)
-            if _started(pod):
+            if started(pod):
                 self._follow_logs(pod)
         if info.status is RunStatus.FAILED and info.exit_code is None and self._job is not None:
             info = job_outcome(self._job, list(self._pods.values())) or info
@@ -335,8 +278,20 @@ class JobHandle:
         if self._cancelled and info.status is not RunStatus.KILLED:
             info = ExitInfo(RunStatus.KILLED, info.exit_code, "cancelled")
         self._exit = info
+        self._stop_watching()
         self._queue.put(None)
         self._finished.set()
+
+    def _stop_watching(self) -> None:
+        """Close the watch connections and let their threads end before the run is over: a
+        daemon thread still reading at interpreter exit can abort the process."""
+        for watcher in list(self._watches):
+            watcher.stop()
+        for timer in list(self._timers.values()):
+            timer.cancel()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
 
 
 class _AttemptLog:
@@ -372,46 +327,3 @@ class _AttemptLog:
         if self.file and self.tmp and self.path:
             self.file.close()
             os.replace(self.tmp, self.path)
-
-
-def _follow(
-    lister: Callable[..., Any],
-    namespace: str,
-    on_event: Callable[[str, Any], None],
-    done: threading.Event,
-    **selectors: str,
-) -> None:
-    """List, then watch from the list's resourceVersion until ``done``; resume on expiry or a
-    dropped connection, list again on 410 Gone."""
-    import urllib3.exceptions
-    from kubernetes import watch
-    from kubernetes.client.rest import ApiException
-
-    version: str | None = None
-    while not done.is_set():
-        try:
-            if version is None:
-                listed = lister(namespace, **selectors)
-                for item in listed.items:
-                    on_event("ADDED", item)
-                version = listed.metadata.resource_version
-            stream = watch.Watch().stream(
-                lister,
-                namespace,
-                resource_version=version,
-                timeout_seconds=WATCH_SECONDS,
-                **selectors,
-            )
-            for event in stream:
-                if event["type"] == "ERROR":
-                    raise ApiException(status=event["raw_object"].get("code", 500))
-                version = event["object"].metadata.resource_version
-                on_event(event["type"], event["object"])
-                if done.is_set():
-                    return
-        except ApiException as exc:
-            if exc.status != 410:
-                raise
-            version = None  # compacted: the list says where we are now
-        except (urllib3.exceptions.HTTPError, OSError):
-            time.sleep(RETRY_SECONDS)  # dropped: resume from the last version seen

@@ -20,6 +20,10 @@ COMMANDS = {
     "lock": ("runner.commands.lock:lock", "Resolve a project's environment to a lock file."),
     "server": ("runner.commands.server:server", "Serve the tracking store's REST API."),
     "workflow": ("runner.commands.workflow:workflow", "Run, resume and inspect workflows."),
+    "schedule": (
+        "runner.commands.schedule:schedule",
+        "Create, list and delete recurring runs (Kubernetes CronJobs).",
+    ),
 }
 
 

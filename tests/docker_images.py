@@ -27,7 +27,7 @@ BUSYBOX = Path("/bin/busybox")
 BUSYBOX_TAG = "runner-test/busybox:latest"
 PYTHON_TAG = f"runner-test/python:{sys.version_info.major}.{sys.version_info.minor}"
 RECIPE_LABEL = "runner.test.recipe"
-RECIPE = "4"  # bump when the recipe changes so cached images are rebuilt
+RECIPE = "5"  # bump when the recipe changes so cached images are rebuilt
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Names of what one test session creates, so its leak check and cleanup never touch anything
@@ -189,6 +189,10 @@ def _ldd_paths(binaries: list[Path]) -> set[str]:
     ).stdout
     found = set(re.findall(r"=>\s+(/\S+)", out))
     found |= set(re.findall(r"^\s+(/\S+ld-linux\S*)\s", out, re.M))
+    # glibc dlopens libgcc_s when a thread exits (pthread_exit): ldd cannot list it
+    libc = next((p for p in found if os.path.basename(p).startswith("libc.so")), None)
+    if libc and os.path.exists(gcc := os.path.join(os.path.dirname(libc), "libgcc_s.so.1")):
+        found.add(gcc)
     return found
 
 

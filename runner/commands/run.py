@@ -49,8 +49,8 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option(
     "-c",
     "--backend-config",
-    metavar="JSON|FILE.json",
-    help="Backend options as inline JSON or a .json file.",
+    metavar="JSON|FILE.json|FILE.yaml",
+    help="Backend options as inline JSON, a .json file or a .yaml file.",
 )
 @click.option(
     "-A",
@@ -96,6 +96,12 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option("--metric", help="--sweep: sort the summary by this metric; the best is recorded.")
 @click.option("--maximize", is_flag=True, help="--sweep: a higher --metric is better.")
 @click.option("--json", "as_json", is_flag=True, help="--sweep: JSON events and summary.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate, then print what the backend would submit (kubernetes: the manifests); "
+    "nothing is recorded, built, pushed or run.",
+)
 def run(
     uri: str,
     entry_point: str,
@@ -111,6 +117,7 @@ def run(
     recurse_submodules: bool,
     quiet: bool,
     mlflow_api: bool,
+    dry_run: bool,
     sweep: str | None = None,
     samples: int | None = None,
     seed: int | None = None,
@@ -170,6 +177,7 @@ def run(
         submodules=recurse_submodules,
         quiet=quiet,
         mlflow_api=mlflow_api,
+        dry_run=dry_run,
     )
 
 

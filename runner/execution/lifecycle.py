@@ -46,6 +46,7 @@ def run_from_cli(
     submodules: bool,
     quiet: bool,
     mlflow_api: bool = False,
+    dry_run: bool = False,
 ) -> int:
     """`runner run`: returns the process exit code."""
     from runner.project.params import parse_param_args
@@ -70,6 +71,8 @@ def run_from_cli(
     plan = make_plan(request)
     for warning in plan.warnings:
         say(f"warning: {warning}")
+    if dry_run:
+        return _print_dry_run(plan)
     store = open_reconciled_store()
     if detach:
         run_id = submit(plan, store)
@@ -77,6 +80,19 @@ def run_from_cli(
         print(run_id)
         return 0
     return _run_attached(plan, store, quiet)
+
+
+def _print_dry_run(plan: Plan) -> int:
+    import shutil
+
+    from runner.execution.dryrun import render_plan
+
+    try:
+        print(render_plan(plan), end="")
+    finally:
+        for path in plan.cleanup_paths:  # a temp checkout of a git or zip source
+            shutil.rmtree(path, ignore_errors=True)
+    return 0
 
 
 def _run_attached(plan: Plan, store: Store, quiet: bool) -> int:

@@ -1,0 +1,1 @@
+"""The Kubernetes Job backend (imports the official client lazily)."""

@@ -18,6 +18,7 @@ COMMANDS = {
     "runs": ("runner.commands.runs:runs", "List, show, follow and cancel recorded runs."),
     "env": ("runner.commands.env:env", "List and garbage-collect cached environments."),
     "lock": ("runner.commands.lock:lock", "Resolve a project's environment to a lock file."),
+    "spec": ("runner.commands.spec:spec", "Print the MLproject format (its JSON Schema)."),
 }
 
 

@@ -40,7 +40,8 @@ HEARTBEAT_SECONDS = 15.0
 INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
 CANCEL_WAIT_SECONDS = 30.0
-SOURCE_WARNING_TAG = "runner.source_warning"  # e.g. a working copy git could not read
+# e.g. a working copy git could not read, an unknown key in the MLproject
+SOURCE_WARNING_TAG = "runner.source_warning"
 FINISH_RETRY_SECONDS = (0.05, 0.25, 1.0)  # pauses between attempts at the final write
 
 

@@ -173,7 +173,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         cleanup_paths=tuple(fetched.cleanup_paths),
         input_paths=resolved.paths,
         diff=fetched.diff,
-        warnings=tuple(fetched.provenance.warnings),
+        warnings=(*fetched.provenance.warnings, *spec.warnings),
         spec=spec,
     )
 

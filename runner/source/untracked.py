@@ -40,7 +40,7 @@ class Untracked:
 
 
 def find_untracked(path: Path, neutral: Config) -> Untracked:
-    """The untracked, not ignored files under ``path`` (not inside submodules), split by the caps."""
+    """The untracked, not ignored files under ``path`` (none inside submodules), by the caps."""
     args = ["--literal-pathspecs", "-C", str(path), "ls-files", "--others", "--exclude-standard"]
     result = run_git([*args, "-z", "--", "."], config=neutral)
     if result.returncode != 0:

@@ -231,7 +231,16 @@ def _prepare_and_launch(
         store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
             handle = backend.launch(prepared)
+        started = f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}"
+        _announce_start(progress, started)
         return _follow(handle, run_id, sink, SecretMask(plan.secrets))
+
+
+def _announce_start(progress: Progress, message: str) -> None:
+    """Said only now, once the entry point runs (never before its environment is ready). A
+    view that animates progress (``ProgressView.started``) hands the terminal over here."""
+    started = getattr(progress, "started", None)
+    (started if callable(started) else progress)(message)
 
 
 def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:

@@ -62,6 +62,8 @@ class UvManager(BaseEnvManager):
     def health(self, prefix: Path, marker: Mapping[str, Any]) -> str | None:
         if not (prefix / "pyvenv.cfg").is_file():
             return "pyvenv.cfg is missing"
+        if (marker.get("facts") or {}).get("bytecode") != "compiled":
+            return "it was built without compiled bytecode (runner now compiles it when it builds)"
         python = prefix / "bin" / "python"
         if python.exists():
             return None

@@ -16,6 +16,7 @@ from runner.errors import EnvBuildError
 
 Progress = Callable[[str], None]
 LOCK_IN_ENV = ".runner-lock.txt"
+BYTECODE = "compiled"  # the marker fact of an env whose packages were compiled when built
 _UV_COUNTS = {"Prepared": "downloaded", "Installed": "installed"}
 _UV_COUNT = re.compile(r"^(Prepared|Installed) (\d+) packages?")
 # Runs inside the new env: every locked distribution is found and none of its files is missing
@@ -52,7 +53,7 @@ def build_venv(target: Path, interp: Interpreter, lock: Lock, report: Progress) 
         _install(target, lock, report, logs)
     report("checking environment")
     _health_check(target, lock, logs)
-    return {"interpreter": str(interp.path)}
+    return {"interpreter": str(interp.path), "bytecode": BYTECODE}
 
 
 def _install(target: Path, lock: Lock, report: Progress, logs: list[str]) -> None:
@@ -65,6 +66,9 @@ def _install(target: Path, lock: Lock, report: Progress, logs: list[str]) -> Non
         "--python",
         str(target / "bin" / "python"),
         "--no-deps",
+        # once, here: else every run under PYTHONDONTWRITEBYTECODE=1 (containers, many CI
+        # machines) compiles every module it imports, and a read-only env never gets faster
+        "--compile-bytecode",
         "-r",
         str(target / LOCK_IN_ENV),
     ]

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo
-from runner.errors import RunnerError
 from runner.console import discard_sink, say, terminal_sink
+from runner.errors import RunnerError
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (

@@ -111,8 +111,11 @@ def _run_to_end(
 
 def _user_error(run_id: str, exc: BaseException) -> BaseException:
     """What the user is told: a runner error as it is, a full disk as one; else ``exc``."""
-    if isinstance(exc, RunnerError):
-        _save_build_log(run_id, exc)
+    if isinstance(exc, EnvBuildError) and exc.log:
+        saved = _save_build_log(run_id, exc)
+        if saved is not None:  # say where it is
+            hint = f"{exc.hint}; full log: {saved}" if exc.hint else f"full log: {saved}"
+            return EnvBuildError(exc.message, hint=hint, log=exc.log)
     elif isinstance(exc, OSError) and is_disk_full(exc):
         where = exc.filename or "a file of the run"
         return RunnerError(f"disk full while writing {where}", hint="free some space there")
@@ -344,12 +347,15 @@ def _remove_paths(paths: tuple[Path, ...]) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _save_build_log(run_id: str, exc: RunnerError) -> None:
-    if isinstance(exc, EnvBuildError) and exc.log:
-        path = run_artifacts_dir(run_id) / "env-build.log"
-        with suppress(OSError):  # a full disk: the failure reason is recorded all the same
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(exc.log)
+def _save_build_log(run_id: str, exc: EnvBuildError) -> Path | None:
+    """Keep a failed build's full log as the run's env-build.log; its path, if it was written."""
+    path = run_artifacts_dir(run_id) / "env-build.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(exc.log)
+    except OSError:  # a full disk: the failure reason is recorded all the same
+        return None
+    return path
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 from runner.envs.python.interpreters import Interpreter
 from runner.envs.python.lock import LOCK_NAME, Lock
 from runner.envs.python.uvcmd import UvResult, run_uv
+from runner.envs.python.uvfailure import failure_summary
 from runner.errors import EnvBuildError
 
 Progress = Callable[[str], None]
@@ -97,7 +98,7 @@ def _step(
     logs.append(result.log)
     if result.returncode != 0:
         raise EnvBuildError(
-            f"cannot {what} (uv exited with {result.returncode}):\n{result.tail()}",
+            f"cannot {what}: {failure_summary(result.log)}",
             hint="the full installer log is attached to the run as env-build.log",
             log="\n".join(logs),
         )

@@ -8,7 +8,7 @@ from runner.envs.python.uvfailure import failure_summary
 ON_A_TERMINAL = """\
 $ uv pip install --python /envs/x/bin/python --no-deps -r /envs/x/.runner-lock.txt
 Resolved 3 packages in 2ms
-  × Failed to build `scikit-learn==1.0.2`
+  \u00d7 Failed to build `scikit-learn==1.0.2`
   ├─▶ The build backend returned an error
   ╰─▶ Call to `setuptools.build_meta.build_wheel` failed (exit status: 1)
 

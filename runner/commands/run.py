@@ -70,6 +70,14 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="For git sources: also fetch the project's submodules (off by default, for safety).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the entry point's own output.")
+@click.option(
+    "--python-match",
+    type=click.Choice(["exact", "minor"]),
+    default="exact",
+    show_default=True,
+    help="How the env file's python pin picks an installed interpreter: exact, or minor (the "
+    "newest installed patch release of the pinned minor version; both are recorded).",
+)
 def run(
     uri: str,
     entry_point: str,
@@ -84,6 +92,7 @@ def run(
     detach: bool,
     recurse_submodules: bool,
     quiet: bool,
+    python_match: str,
 ) -> int:
     """Run ENTRY_POINT of the project at URI and record the run.
 
@@ -110,4 +119,5 @@ def run(
         detach=detach,
         submodules=recurse_submodules,
         quiet=quiet,
+        python_match=python_match,
     )

@@ -46,6 +46,7 @@ def run_from_cli(
     detach: bool,
     submodules: bool,
     quiet: bool,
+    python_match: str = "exact",
 ) -> int:
     """`runner run`: returns the process exit code."""
     from runner.project.params import parse_param_args
@@ -65,6 +66,7 @@ def run_from_cli(
         run_name=run_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
         submodules=submodules,
+        python_match=python_match,
     )
     plan = make_plan(request)
     for warning in plan.warnings:

@@ -225,7 +225,9 @@ def _prepare_and_launch(
     backend = load_backend(plan.backend)
     # a backend that installs the lock itself (a container image) needs no local env
     build_here = not backend.builds_environment
-    environment = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
+    environment = prepare_env(
+        spec, plan.env_manager, progress=progress, build=build_here, python_match=plan.python_match
+    )
     for warning in environment.warnings:
         progress(f"warning: {warning}")
     with lease_env(environment, run_id=run_id):

@@ -20,6 +20,7 @@ LOCK_IN_ENV = ".runner-lock.txt"
 BYTECODE = "compiled"  # the marker fact of an env whose packages were compiled when built
 _UV_COUNTS = {"Prepared": "downloaded", "Installed": "installed"}
 _UV_COUNT = re.compile(r"^(Prepared|Installed) (\d+) packages?")
+_UV_COMPILED = re.compile(r"^Bytecode compiled (\d+) files?")
 # Runs inside the new env: every locked distribution is found and none of its files is missing
 # (an interrupted install can leave metadata without the package). Nothing is imported.
 _HEALTH_CHECK = """
@@ -83,6 +84,11 @@ def _counts(report: Progress) -> Callable[[str], None]:
         match = _UV_COUNT.match(line.strip())
         if match:
             report(f"{_UV_COUNTS[match.group(1)]} {match.group(2)} packages")
+            if match.group(1) == "Installed":  # uv compiles next: a long step for big envs
+                report("compiling bytecode")
+        compiled = _UV_COMPILED.match(line.strip())
+        if compiled:
+            report(f"compiled {int(compiled.group(1)):,} files to bytecode")
 
     return on_line
 

@@ -114,7 +114,8 @@ def _user_error(run_id: str, exc: BaseException) -> BaseException:
     if isinstance(exc, EnvBuildError) and exc.log:
         saved = _save_build_log(run_id, exc)
         if saved is not None:  # say where it is
-            hint = f"{exc.hint}; full log: {saved}" if exc.hint else f"full log: {saved}"
+            where = f"the full log is the run's env-build.log: {saved}"
+            hint = f"{exc.hint}; {where}" if exc.hint else where
             return EnvBuildError(exc.message, hint=hint, log=exc.log)
     elif isinstance(exc, OSError) and is_disk_full(exc):
         where = exc.filename or "a file of the run"

@@ -61,7 +61,7 @@ def test_install_failure_leads_with_uvs_headline_and_the_package(
     record = _failed_run(result.stderr)
     assert record["status"] == "FAILED"
     log = runner_home / "artifacts" / str(record["run_id"]) / "env-build.log"
-    assert error[-1].endswith(f"; full log: {log}")
+    assert error[-1] == f"hint: the full log is the run's env-build.log: {log}"
     text = log.read_text()
     assert "$ uv venv" in text and "$ uv pip install" in text and "Traceback" in text
 

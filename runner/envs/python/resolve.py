@@ -48,7 +48,7 @@ def _compile(spec: PythonSpec, interp: Interpreter, work: Path, progress: Progre
         raise EnvBuildError(
             f"cannot resolve the dependencies of {_origin(spec)} for Python "
             f"{interp.version}: {failure_summary(result.log)}",
-            hint="fix the pins in the env file (the full resolver log is attached to the run)",
+            hint="fix the pins in the env file",
             log=result.log,
         )
     return (work / "lock.txt").read_text(encoding="utf-8")

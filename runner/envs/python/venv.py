@@ -105,7 +105,7 @@ def _step(
     if result.returncode != 0:
         raise EnvBuildError(
             f"cannot {what}: {failure_summary(result.log)}",
-            hint="the full installer log is attached to the run as env-build.log",
+            # (a run keeps the full log as its env-build.log artifact and the hint names it)
             log="\n".join(logs),
         )
     return result

@@ -45,6 +45,20 @@ def test_a_download_failure_names_its_package() -> None:
     ]
 
 
+def test_a_pin_without_a_wheel_for_this_python_is_named() -> None:
+    # uv's words for MLflow's examples/hyperparam (tensorflow==2.10.0) on Python 3.11
+    log = (
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because tensorflow==2.10.0 has no wheels with a matching Python ABI tag "
+        "(e.g., `cp311`) and you require tensorflow==2.10.0, we can conclude that your "
+        "requirements are unsatisfiable.\n"
+    )
+    assert failure_summary(log).splitlines()[:2] == [
+        "No solution found when resolving dependencies",
+        "  failed package: tensorflow==2.10.0",
+    ]
+
+
 def test_without_a_headline_the_last_lines_are_shown() -> None:
     log = "$ uv venv x\n" + "".join(f"line {i}\n" for i in range(30))
     assert failure_summary(log).splitlines() == [f"line {i}" for i in range(20, 30)]

@@ -16,7 +16,7 @@ _CAUSE = re.compile(r"^\s*(?:cause:|Caused by:|├─▶|╰─▶)\s*(?P<text>\
 _PACKAGE_PATTERNS = (
     re.compile(r"(?:build|download|fetch|install|prepare|extract|read|resolve)\w* `(?P<p>[^`]+)`"),
     re.compile(r"no versions? of (?P<p>[^\s,]+)"),
-    re.compile(r"Because (?P<p>[^\s,]+) was not found"),
+    re.compile(r"Because (?P<p>[^\s,]+) (?:was not found|has no)"),
 )
 
 

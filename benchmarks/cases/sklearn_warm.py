@@ -20,19 +20,20 @@ PROJECT = c.PROJECTS / "sklearn"
 NO_PYC = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _variables(no_pyc: bool) -> dict[str, str]:
-    return dict(NO_PYC) if no_pyc else {}
+def _bytecode(env: dict[str, str], no_pyc: bool) -> dict[str, str]:
+    """``env`` with PYTHONDONTWRITEBYTECODE=1, or without it (machines may set it globally)."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **NO_PYC} if no_pyc else env
 
 
 def _runner_env(ctx: Context, no_pyc: bool) -> dict[str, str]:
     db = f"sqlite:///{ctx.scratch / 'runner.db'}"
-    home = ctx.scratch / "runner-home"
-    return c.runner_env(home, RUNNER_TRACKING_URI=db, **_variables(no_pyc))
+    return _bytecode(c.runner_env(ctx.scratch / "runner-home", RUNNER_TRACKING_URI=db), no_pyc)
 
 
 def _mlflow_env(ctx: Context, manager: str, no_pyc: bool) -> dict[str, str]:
     roots = ctx.scratch / f"mlflow-envs-{manager}"
-    return c.mlflow_run_env(ctx.scratch / "mlflow.db", roots, **_variables(no_pyc))
+    return _bytecode(c.mlflow_run_env(ctx.scratch / "mlflow.db", roots), no_pyc)
 
 
 def runner_run(no_pyc: bool) -> Side:
@@ -60,7 +61,7 @@ def _script(python: Path, env: dict[str, str], ctx: Context) -> Measurement:
 def direct_in_runner_env(no_pyc: bool) -> Side:
     def run(ctx: Context) -> Measurement:
         python = ctx.state["runner_python"]
-        return _script(python, {**c.runner_env(ctx.scratch), **_variables(no_pyc)}, ctx)
+        return _script(python, _bytecode(c.runner_env(ctx.scratch), no_pyc), ctx)
 
     return run
 
@@ -108,7 +109,7 @@ def mlflow_reason(manager: str) -> Probe:
 
 
 def _tag(no_pyc: bool) -> str:
-    return "PYTHONDONTWRITEBYTECODE=1" if no_pyc else "bytecode written as usual"
+    return "PYTHONDONTWRITEBYTECODE=1" if no_pyc else "PYTHONDONTWRITEBYTECODE unset"
 
 
 def _run_case(manager: str, no_pyc: bool) -> Case:

@@ -9,6 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from runner.envs.python.uvcmd import uv_bin
 from tests.helpers import record, run_cli, write_project
 
@@ -45,7 +47,10 @@ def _run(project: Path, **env: str) -> tuple[str, dict[str, object]]:
     return result.stderr, record(run_id.group(1))
 
 
-def test_a_warm_run_imports_from_bytecode_and_writes_none(tmp_path: Path) -> None:
+def test_a_warm_run_imports_from_bytecode_and_writes_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # some machines set it
     project = _project(tmp_path)
     _stderr, cold = _run(project)
     environment = cold["environment"]
@@ -57,7 +62,7 @@ def test_a_warm_run_imports_from_bytecode_and_writes_none(tmp_path: Path) -> Non
     compiled = {p.name for p in (site / "packaging" / "__pycache__").glob("*.pyc")}
     assert sources and all(any(c.startswith(s.stem + ".") for c in compiled) for s in sources)
     before = _pyc_files(prefix)
-    for variables in ({"PYTHONDONTWRITEBYTECODE": "1"}, {}):
+    for variables in ({"PYTHONDONTWRITEBYTECODE": "1"}, {}):  # set, and unset
         stderr, warm = _run(project, **variables)
         from_pyc, from_source = _loaded(stderr, site)
         assert from_pyc >= 4 and from_source == 0, (variables, from_pyc, from_source)

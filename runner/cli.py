@@ -24,6 +24,7 @@ COMMANDS = {
         "runner.commands.schedule:schedule",
         "Create, list and delete recurring runs (Kubernetes CronJobs).",
     ),
+    "spec": ("runner.commands.spec:spec", "Print the MLproject format (its JSON Schema)."),
 }
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from runner.backend import LogChunk
 from runner.display import printable
 
-ProgressFn = Callable[[str], None]
 Sink = Callable[[LogChunk], None]
 RELAY_BYTES = 4 << 20  # output waiting for a slow terminal; past this it is skipped there
 
@@ -32,15 +31,6 @@ def say(message: str, *, quiet: bool = False) -> None:
     """A runner status line on stderr, so stdout stays the entry point's."""
     if not quiet:  # messages carry names and commands from projects: no terminal escapes
         print(f"runner: {printable(message, one_line=False)}", file=sys.stderr, flush=True)
-
-
-def progress_printer(quiet: bool) -> ProgressFn:
-    """Environment-build progress on a terminal only; warnings always (unless quiet)."""
-    if quiet:
-        return lambda message: None
-    if sys.stderr.isatty():
-        return lambda message: say(message)
-    return lambda message: say(message) if message.startswith("warning:") else None
 
 
 class TerminalRelay:

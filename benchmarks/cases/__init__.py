@@ -3,6 +3,7 @@
 MODULES = (
     "cli_overhead",
     "python_env",
+    "sklearn_warm",
     "conda_env",
     "docker_rerun",
     "store_metrics",

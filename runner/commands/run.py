@@ -102,6 +102,14 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
     help="Validate, then print what the backend would submit (kubernetes: the manifests); "
     "nothing is recorded, built, pushed or run.",
 )
+@click.option(
+    "--python-match",
+    type=click.Choice(["exact", "minor"]),
+    default="exact",
+    show_default=True,
+    help="How the env file's python pin picks an installed interpreter: exact, or minor (the "
+    "newest installed patch release of the pinned minor version; both are recorded).",
+)
 def run(
     uri: str,
     entry_point: str,
@@ -118,6 +126,7 @@ def run(
     quiet: bool,
     mlflow_api: bool,
     dry_run: bool,
+    python_match: str,
     sweep: str | None = None,
     samples: int | None = None,
     seed: int | None = None,
@@ -178,6 +187,7 @@ def run(
         quiet=quiet,
         mlflow_api=mlflow_api,
         dry_run=dry_run,
+        python_match=python_match,
     )
 
 

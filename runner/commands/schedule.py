@@ -45,9 +45,9 @@ def create(
     experiment_name: str,
 ) -> None:
     """Schedule ENTRY_POINT of the project at URI as NAME; the image is built and pushed now."""
-    from runner.console import progress_printer
     from runner.execution.plan import RunRequest, parse_backend_config
     from runner.execution.schedule import create_schedule
+    from runner.progressview import progress_view
     from runner.project.params import parse_param_args
 
     request = RunRequest(
@@ -61,7 +61,7 @@ def create(
         experiment=experiment_name,
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
     )
-    click.echo(create_schedule(name, cron, request, progress_printer(False)))
+    click.echo(create_schedule(name, cron, request, progress_view(False)))
 
 
 @schedule.command("list")

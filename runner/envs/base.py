@@ -31,12 +31,17 @@ class EnvLock:
     source: str | None = None  # e.g. "resolved" or "committed"; None: nothing was locked
     build_inputs: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # the env file's python pin when the interpreter was matched by minor version only
+    python_requested: str | None = None
 
     def details(self) -> dict[str, Any]:
         """What the run records about the lock besides its text and python."""
         if self.source is None:
             return {}
-        return {"packages": list(self.packages), "lock_source": self.source}
+        found = {"packages": list(self.packages), "lock_source": self.source}
+        if self.python_requested is not None:
+            return {**found, "python_requested": self.python_requested, "python_match": "minor"}
+        return found
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the warnings, which are recomputed from the spec on every run."""
@@ -79,7 +84,10 @@ class EnvManager(Protocol):
     ``default_for`` the kinds it serves when ``--env-manager`` is not given; ``forced_for``
     the kinds it serves whatever ``--env-manager`` names; ``default_backend`` the backend a
     run gets when none is requested (None: local); ``builds_prefix`` False when nothing is
-    built on the host (no key, no cache entry).
+    built on the host (no key, no cache entry); optionally ``python_matches``, the
+    ``--python-match`` values it honours ("exact", and "minor" for a manager that picks an
+    installed interpreter by the env file's pin: its ``lock`` then also takes
+    ``python_match="minor"``).
 
     Members, all raising ``runner.errors`` types:
 
@@ -145,6 +153,7 @@ class BaseEnvManager:
     forced_for: tuple[str, ...] = ()
     default_backend: str | None = None
     builds_prefix: bool = True
+    python_matches: tuple[str, ...] = ("exact",)
 
     def preflight(self, spec: ProjectSpec) -> None:
         return None

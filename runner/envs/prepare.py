@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from runner.envs import PreparedEnv
 from runner.envs.base import EnvLock, EnvManager, Progress
@@ -14,8 +14,24 @@ if TYPE_CHECKING:
     from runner.project.records import ProjectSpec
 
 
+PYTHON_MATCHES = ("exact", "minor")
+
+
+class _MatchingLock(Protocol):
+    """``lock`` of a manager that declares ``python_matches`` with "minor"."""
+
+    def __call__(
+        self, spec: ProjectSpec, *, progress: Progress, refresh: bool, python_match: str
+    ) -> EnvLock: ...
+
+
 def _silent(message: str) -> None:
     """Progress goes nowhere unless the caller asks for it."""
+
+
+def honours_python_match(manager: EnvManager, python_match: str) -> bool:
+    """Whether ``manager`` picks its interpreter as ``--python-match`` asks ("exact" always)."""
+    return python_match == "exact" or python_match in getattr(manager, "python_matches", ())
 
 
 def prepare_env(
@@ -25,15 +41,18 @@ def prepare_env(
     progress: Progress | None = None,
     refresh: bool = False,
     build: bool = True,
+    python_match: str = "exact",
 ) -> PreparedEnv:
     """A ready environment for ``spec``, built only when no cached one is usable.
 
     ``refresh`` re-resolves instead of reusing the last resolution. ``build=False`` locks
     only, for a backend that installs the lock itself (into an image): no prefix.
+    ``python_match="minor"`` lets a manager that honours it use the newest installed patch
+    release of the pinned minor version (a manager that does not ignores it).
     """
     report = progress or _silent
     manager = choose(spec, manager_name)
-    lock = manager.lock(spec, progress=report, refresh=refresh)
+    lock = _lock(manager, spec, report, refresh, python_match)
     if not manager.builds_prefix:
         return _locked(manager, lock, key=None)
     if not build:
@@ -46,6 +65,15 @@ def prepare_env(
         python = f" (Python {lock.python})" if lock.python else ""
         report(f"using cached environment {env.path.name[:12]}{python}")
     return _cached(manager, lock, env)
+
+
+def _lock(
+    manager: EnvManager, spec: ProjectSpec, report: Progress, refresh: bool, python_match: str
+) -> EnvLock:
+    if python_match == "exact" or not honours_python_match(manager, python_match):
+        return manager.lock(spec, progress=report, refresh=refresh)
+    matching = cast(_MatchingLock, manager.lock)  # the manager declared it in python_matches
+    return matching(spec, progress=report, refresh=refresh, python_match=python_match)
 
 
 def _locked(manager: EnvManager, lock: EnvLock, *, key: str | None) -> PreparedEnv:

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.backend import ExitInfo
-from runner.console import discard_sink, progress_printer, say, terminal_sink
+from runner.console import discard_sink, say, terminal_sink
+from runner.errors import RunnerError
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
@@ -47,6 +48,7 @@ def run_from_cli(
     quiet: bool,
     mlflow_api: bool = False,
     dry_run: bool = False,
+    python_match: str = "exact",
 ) -> int:
     """`runner run`: returns the process exit code."""
     from runner.project.params import parse_param_args
@@ -67,6 +69,7 @@ def run_from_cli(
         parent_run_id=os.environ.get("RUNNER_RUN_ID"),
         submodules=submodules,
         mlflow_api=mlflow_api,
+        python_match=python_match,
     )
     plan = make_plan(request)
     for warning in plan.warnings:
@@ -96,24 +99,31 @@ def _print_dry_run(plan: Plan) -> int:
 
 
 def _run_attached(plan: Plan, store: Store, quiet: bool) -> int:
+    from runner.progressview import progress_view
+
     become_subreaper()  # this process owns its children: orphans of the run are ended with it
     started = time.monotonic()
     run_id = ""
+    view = progress_view(quiet)
     try:
         with cancellable():
             with deferred():  # a signal from here on still ends the recorded run KILLED
                 run_id = submit(plan, store)
-                say(
-                    f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}",
-                    quiet=quiet,
-                )
-            info = execute(run_id, plan, store, terminal_sink, progress_printer(quiet))
+            info = execute(run_id, plan, store, terminal_sink, view)
     except KeyboardInterrupt:
+        view.close()
         say(f"run {run_id} KILLED (interrupted)")
         return 130
     except Cancelled:
+        view.close()
         say(f"run {run_id} KILLED (terminated)")
         return 1
+    except RunnerError:
+        view.close()  # the error follows; this line names the run it ended
+        when = "" if view.entry_point_started else " before its entry point started"
+        say(f"run {run_id} FAILED{when}")
+        raise
+    view.close()
     _report(run_id, info, time.monotonic() - started, quiet)
     return 0 if info.status is RunStatus.FINISHED else 1
 

@@ -41,7 +41,8 @@ HEARTBEAT_SECONDS = 15.0
 INGEST_SECONDS = 2.5
 LOG_FILE = "output.log"
 CANCEL_WAIT_SECONDS = 30.0
-SOURCE_WARNING_TAG = "runner.source_warning"  # e.g. a working copy git could not read
+# e.g. a working copy git could not read, an unknown key in the MLproject
+SOURCE_WARNING_TAG = "runner.source_warning"
 FINISH_RETRY_SECONDS = (0.05, 0.25, 1.0)  # pauses between attempts at the final write
 
 
@@ -111,8 +112,12 @@ def _run_to_end(
 
 def _user_error(run_id: str, exc: BaseException) -> BaseException:
     """What the user is told: a runner error as it is, a full disk as one; else ``exc``."""
-    if isinstance(exc, RunnerError):
-        _save_build_log(run_id, exc)
+    if isinstance(exc, EnvBuildError) and exc.log:
+        saved = _save_build_log(run_id, exc)
+        if saved is not None:  # say where it is
+            where = f"the full log is the run's env-build.log: {saved}"
+            hint = f"{exc.hint}; {where}" if exc.hint else where
+            return EnvBuildError(exc.message, hint=hint, log=exc.log)
     elif isinstance(exc, OSError) and is_disk_full(exc):
         where = exc.filename or "a file of the run"
         return RunnerError(f"disk full while writing {where}", hint="free some space there")
@@ -222,7 +227,9 @@ def _prepare_and_launch(
     backend = load_backend(plan.backend)
     # a backend that installs the lock itself (a container image) needs no local env
     build_here = not backend.builds_environment
-    environment = prepare_env(spec, plan.env_manager, progress=progress, build=build_here)
+    environment = prepare_env(
+        spec, plan.env_manager, progress=progress, build=build_here, python_match=plan.python_match
+    )
     for warning in environment.warnings:
         progress(f"warning: {warning}")
     with (
@@ -234,6 +241,8 @@ def _prepare_and_launch(
         store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
             handle = backend.launch(prepared)
+        started = f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}"
+        _announce_start(progress, started)
         return _follow(handle, run_id, sink, SecretMask(plan.secrets))
 
 
@@ -262,6 +271,13 @@ def _mlflow_api(
         addresses=lambda: addresses(plan.backend_config),
         progress=progress,
     )
+
+
+def _announce_start(progress: Progress, message: str) -> None:
+    """Said only now, once the entry point runs (never before its environment is ready). A
+    view that animates progress (``ProgressView.started``) hands the terminal over here."""
+    started = getattr(progress, "started", None)
+    (started if callable(started) else progress)(message)
 
 
 def _environment_record(environment: PreparedEnv, facts: Mapping[str, str]) -> dict[str, Any]:
@@ -371,12 +387,15 @@ def _remove_paths(paths: tuple[Path, ...]) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _save_build_log(run_id: str, exc: RunnerError) -> None:
-    if isinstance(exc, EnvBuildError) and exc.log:
-        path = run_artifacts_dir(run_id) / "env-build.log"
-        with suppress(OSError):  # a full disk: the failure reason is recorded all the same
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(exc.log)
+def _save_build_log(run_id: str, exc: EnvBuildError) -> Path | None:
+    """Keep a failed build's full log as the run's env-build.log; its path, if it was written."""
+    path = run_artifacts_dir(run_id) / "env-build.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(exc.log)
+    except OSError:  # a full disk: the failure reason is recorded all the same
+        return None
+    return path
 
 
 @contextmanager

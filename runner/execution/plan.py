@@ -37,6 +37,7 @@ class RunRequest:
     cwd: Path = field(default_factory=Path.cwd)
     submodules: bool = False  # git sources only: fetch submodules (never by default)
     mlflow_api: bool = False  # serve the MLflow API to the run even if its env lacks mlflow
+    python_match: str = "exact"  # "minor": the pin's newest installed patch release
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Plan:
     diff: bytes | None = field(default=None, repr=False)
     # for the user and the record: e.g. a working copy git cannot read (no commit recorded)
     warnings: tuple[str, ...] = ()
+    python_match: str = "exact"
     # the values of `secret: true` parameters: masked in everything recorded or shown, and
     # never written to plan.json (a detached supervisor gets them through its environment)
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -169,6 +171,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
             entry, request.parameters, cwd=request.cwd, locators={"runs": _copier(copies)}
         )
         manager = choose_manager(spec, request.env_manager)
+        match_warnings = _python_match_warnings(manager, request.python_match)
         backend = choose_backend(request.backend, manager, spec.env.kind)
         validate_backend(backend, request.backend_config, spec)
     except BaseException:
@@ -190,7 +193,8 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         cleanup_paths=(*fetched.cleanup_paths, *copies),
         input_paths=resolved.paths,
         diff=fetched.diff,
-        warnings=tuple(fetched.provenance.warnings),
+        warnings=(*fetched.provenance.warnings, *spec.warnings, *match_warnings),
+        python_match=request.python_match,
         spec=spec,
         mlflow_api=request.mlflow_api,
     )
@@ -216,6 +220,17 @@ def _remove_copies(paths: list[Path]) -> None:
 
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _python_match_warnings(manager: str, python_match: str) -> tuple[str, ...]:
+    from runner.envs.prepare import PYTHON_MATCHES, honours_python_match
+    from runner.envs.registry import get_manager
+
+    if python_match not in PYTHON_MATCHES:
+        raise UsageError(f"--python-match must be one of {', '.join(PYTHON_MATCHES)}")
+    if honours_python_match(get_manager(manager), python_match):
+        return ()
+    return (f"--python-match {python_match} has no effect with the {manager} environment manager",)
 
 
 def choose_backend(requested: str | None, manager: str, kind: str) -> str:

@@ -48,3 +48,5 @@ class ProjectSpec(NamedTuple):
     env: EnvSpec
     entry_points: tuple[EntryPoint, ...] = ()
     spec_file: Path | None = None  # None when the project has no MLproject
+    # what MLflow accepts and runner only warns about (unknown keys), one line each
+    warnings: tuple[str, ...] = ()

@@ -34,7 +34,11 @@ _IMPLICIT_ENV_FILES: tuple[tuple[EnvKind, str], ...] = (
 )
 _SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
 _SCHEMA_NAME = "mlproject.schema.json"
-_SCHEMA_HINT = "the MLproject format is described in schemas/mlproject.schema.json"
+SCHEMA_HINT = "`runner spec schema` prints the MLproject format (a JSON Schema)"
+# Keys MLflow reads in these mappings; others are ignored there, so here they are warnings.
+# (tests check these against the schema's properties, its one description of the format)
+ENTRY_POINT_KEYS = ("command", "parameters")
+PARAMETER_KEYS = ("type", "default", "secret")
 _NO_IMAGE = "Docker environment specified but no image attribute found"
 # MLflow's wording for docker_env problems, which users may already search for.
 _DOCKER_LISTS: dict[KeyPath, str] = {
@@ -79,7 +83,7 @@ def _parse_and_validate(data: bytes, name: str, key: str) -> YamlDoc:
 
     doc = parse_yaml(data, name)
     if doc.data is None:
-        raise SpecError(f"{doc.name}:1:1: the file is empty", hint=_SCHEMA_HINT)
+        raise SpecError(f"{doc.name}:1:1: the file is empty", hint=SCHEMA_HINT)
     problems = _env_key_problems(doc) + _validate(doc, json.loads(_schema_path().read_bytes()))
     if problems:
         raise _spec_error(problems)
@@ -156,9 +160,14 @@ def _implicit_env(root: Path) -> EnvSpec:
 
 
 def _schema_path() -> Path:
+    return schema_path(_SCHEMA_NAME)
+
+
+def schema_path(file_name: str) -> Path:
+    """One of runner's JSON Schemas: in the source tree, or as installed in the package."""
     package = Path(runner.__file__).parent
-    in_repo = package.parent / "schemas" / _SCHEMA_NAME
-    return in_repo if in_repo.is_file() else package / "_schemas" / _SCHEMA_NAME
+    in_repo = package.parent / "schemas" / file_name
+    return in_repo if in_repo.is_file() else package / "_schemas" / file_name
 
 
 def _validate(doc: YamlDoc, schema: dict[str, Any]) -> list[_Problem]:
@@ -184,10 +193,14 @@ def _translate(doc: YamlDoc, path: KeyPath, error: Any) -> list[_Problem]:
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
-    import difflib  # only on the error path
+    return f"unknown key '{key}'{_did_you_mean(key, known)}"
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    import difflib  # only when a key is unknown
 
     close = difflib.get_close_matches(key, known, n=1)
-    return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _message(path: KeyPath, error: Any, missing: str | None) -> str:
@@ -232,7 +245,7 @@ def _problem(doc: YamlDoc, path: KeyPath, message: str) -> _Problem:
 def _spec_error(problems: list[_Problem]) -> SpecError:
     ordered = sorted(problems, key=lambda p: (p.line, p.column))  # stable: keeps template order
     lines = dict.fromkeys(f"{p.where}: {p.message}" for p in ordered)
-    return SpecError("\n".join(lines), hint=_SCHEMA_HINT)
+    return SpecError("\n".join(lines), hint=SCHEMA_HINT)
 
 
 # --- records from validated data -----------------------------------------------------------------
@@ -245,9 +258,17 @@ class _SpecBuilder:
         self.root, self.spec_file, self.doc = root, spec_file, doc
         self.data: dict[str, Any] = doc.data
         self.problems: list[_Problem] = []
+        self.warnings: list[_Problem] = []
 
     def problem(self, path: KeyPath, message: str) -> None:
         self.problems.append(_problem(self.doc, path, message))
+
+    def warn_unknown(self, path: KeyPath, body: dict[str, Any], known: tuple[str, ...]) -> None:
+        for key in body:
+            if key not in known:
+                hint = _did_you_mean(key, list(known))
+                message = f"unknown key '{key}' ignored, as MLflow ignores it{hint}"
+                self.warnings.append(_problem(self.doc, (*path, key), message))
 
     def build(self) -> ProjectSpec:
         env = self._env()
@@ -256,7 +277,9 @@ class _SpecBuilder:
         if self.problems:
             raise _spec_error(self.problems)
         name = None if self.data.get("name") is None else self.doc.text(("name",))
-        return ProjectSpec(self.root, name, env, entry_points, self.spec_file)
+        ordered = sorted(self.warnings, key=lambda p: (p.line, p.column))
+        warnings = tuple(f"{p.where}: {p.message}" for p in ordered)
+        return ProjectSpec(self.root, name, env, entry_points, self.spec_file, warnings)
 
     def _env(self) -> EnvSpec:
         if self.data.get("docker_env"):
@@ -312,6 +335,7 @@ class _SpecBuilder:
 
     def _entry_point(self, name: str, body: dict[str, Any]) -> EntryPoint:
         path = ("entry_points", name)
+        self.warn_unknown(path, body, ENTRY_POINT_KEYS)
         declared = body.get("parameters") or {}
         params = tuple(
             self._parameter((*path, "parameters", key), key, value)
@@ -324,10 +348,12 @@ class _SpecBuilder:
     def _parameter(self, path: KeyPath, name: str, body: str | dict[str, Any]) -> Parameter:
         if isinstance(body, str):
             return Parameter(name, body, None)
+        self.warn_unknown(path, body, PARAMETER_KEYS)
         ptype, secret = body.get("type", "string"), bool(body.get("secret", False))
         if body.get("default") is None:
             return Parameter(name, ptype, None, secret)
-        default = self._text((*path, "default"))
+        # as MLflow passes it: str() of the YAML value (.0 → 0.0, yes → True); text stays text
+        default = str(body["default"])
         if not fits_type(ptype, default):
             self.problem(
                 (*path, "default"),

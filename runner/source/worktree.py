@@ -81,14 +81,27 @@ def first_remote(top: Path) -> str | None:
 
 def diff_head(copy: WorkingCopy, path: Path) -> bytes:
     """`git diff HEAD` of the files under `path`, binary-safe, with no external diff, textconv
-    or filter from the repository's config, and submodules shown by commit only."""
-    args = ["-C", str(path), "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv"]
-    args += ["--no-color", "--submodule=short", _NO_SUBMODULE_GIT, "--", "."]
-    result = run_git(args, config=copy.neutral)
+    or filter from the repository's config, and submodules shown by commit only.
+
+    Untracked, not ignored files are in it as new files, up to the caps of
+    ``runner.source.untracked``; the files past the caps are named at the top of the patch.
+    """
+    from runner.source import untracked as found  # only a dirty working copy gets here
+
+    args = ["diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", "--no-color"]
+    args += ["--submodule=short", _NO_SUBMODULE_GIT, "--", "."]
+    try:
+        files = found.find_untracked(path, copy.neutral)
+        if files.included:
+            patch = found.diff_with_untracked(path, args, files, copy.neutral)
+            return found.left_out_note(copy.prefix, files) + patch
+    except found.UntrackedError as exc:
+        raise UnreadableWorkingCopy(f"git cannot diff the working copy at {path}: {exc}") from exc
+    result = run_git(["-C", str(path), *args], config=copy.neutral)
     if result.returncode != 0:
         why = reason(result.stderr)
         raise UnreadableWorkingCopy(f"git cannot diff the working copy at {path}: {why}")
-    return result.stdout
+    return found.left_out_note(copy.prefix, files) + result.stdout
 
 
 def _not_a_repo(result: Completed, path: Path) -> None:

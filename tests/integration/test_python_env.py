@@ -182,7 +182,8 @@ def test_install_failure_keeps_nothing_and_carries_the_log(tmp_path: Path) -> No
     )  # a hash no six wheel has
     with pytest.raises(EnvBuildError) as err:
         prepare_env(spec, None)
-    assert err.value.message.startswith("cannot install the locked packages (uv exited with")
+    assert err.value.message.startswith("cannot install the locked packages: Failed to")
+    assert "  failed package: six==1.17.0" in err.value.message.splitlines()
     assert "hash" in err.value.message.lower()
     assert "$ uv venv" in err.value.log and "$ uv pip install" in err.value.log
     envs = Path(os.environ["RUNNER_HOME"]) / "envs" / "uv"

@@ -135,8 +135,9 @@ def test_untracked_file_is_dirty_but_ignored_file_is_not(repo: Repo) -> None:
     (repo.path / "notes.txt").write_text("new\n")
     result = fetch_project(str(repo.path))
     assert result.provenance.dirty is True
-    assert result.diff == b""  # untracked files are not in `git diff HEAD`
-    assert result.provenance.diff_digest == hashlib.sha256(b"").hexdigest()
+    assert result.diff is not None and b"+++ b/notes.txt\n@@ -0,0 +1 @@\n+new\n" in result.diff
+    assert b"run.log" not in result.diff
+    assert result.provenance.diff_digest == hashlib.sha256(result.diff).hexdigest()
 
 
 def test_dirtiness_is_scoped_to_the_project_dir(repo: Repo) -> None:

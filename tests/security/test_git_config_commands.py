@@ -96,6 +96,9 @@ def arm(repo: Path, script: Path, tag: str) -> None:
     stale = [str(repo / "a.txt"), str(repo / "x.proc")]
     subprocess.run(["touch", "-d", "1 hour ago", *stale], check=True)
     (repo / "b.txt").write_text("changed\n")  # a real change, so the diff is taken too
+    # untracked files, which the patch includes through a scratch index (`git add -N`)
+    (repo / "new.txt").write_text("new\n")
+    (repo / "new.proc").write_text("p\n")
 
 
 @pytest.fixture
@@ -159,6 +162,8 @@ def test_dirty_state_is_still_right(armed: tuple[Path, Path]) -> None:
     result = fetch_project(str(repo))
     assert result.provenance.dirty is True
     assert result.diff is not None and b"+changed" in result.diff
+    assert b"+++ b/new.txt\n@@ -0,0 +1 @@\n+new\n" in result.diff
+    assert b"+++ b/new.proc\n@@ -0,0 +1 @@\n+p\n" in result.diff
     assert fired(markers) == set()
 
 
@@ -221,6 +226,7 @@ def test_filter_drivers_never_run(
     (repo / attributes).write_text(f"* filter={name}\n")
     define_driver(repo, name, f"{script} driver; cat", key, place)
     (repo / "nested" / "data.txt").write_text("changed\n")
+    (repo / "nested" / "untracked.txt").write_text("new\n")  # in the patch via `git add -N`
     git(repo, "tag", "v1")
     remove_fetched(OPERATIONS[operation](repo))
     assert fired(markers) == set()

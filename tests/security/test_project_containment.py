@@ -104,7 +104,7 @@ def test_an_env_file_under_a_dir_linked_out_is_refused(
         "MLproject:1:1 python_env: python_env file 'envs/secret.txt' is a link to "
         f"{secret}, outside the project: refused"
     )
-    hint = "the MLproject format is described in schemas/mlproject.schema.json"
+    hint = "`runner spec schema` prints the MLproject format (a JSON Schema)"
     assert refusal_before_the_run(project, runner_home) == f"error: {message}\nhint: {hint}\n"
 
 

@@ -470,6 +470,7 @@ def test_a_metric_the_store_refuses_is_skipped_and_said(
     record = _ended_once(store, outcome.run_id, RunStatus.FINISHED, None)
     assert record.tags["runner.ingest_warning"] == "tracking store runs.db: disk I/O error"
     assert outcome.progress == [
+        f"run {outcome.run_id} (main) started: python train.py",
         "warning: a logged record was not recorded (tag runner.ingest_warning): "
         "tracking store runs.db: disk I/O error"
     ]
@@ -484,6 +485,7 @@ def test_a_store_that_is_down_for_the_last_metrics_does_not_change_the_outcome(
     assert outcome.info == FINISHED
     _ended_once(store, outcome.run_id, RunStatus.FINISHED, None)
     assert outcome.progress == [
+        f"run {outcome.run_id} (main) started: python train.py",
         "warning: what the entry point logged last could not be recorded: "
         "tracking store runs.db: disk I/O error"
     ]

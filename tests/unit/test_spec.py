@@ -116,7 +116,7 @@ def test_parameter_forms(tmp_path: Path) -> None:
     )
 
 
-def test_defaults_keep_the_authors_text(tmp_path: Path) -> None:
+def test_defaults_are_rendered_as_mlflow_renders_the_yaml_value(tmp_path: Path) -> None:
     spec = spec_of(
         tmp_path,
         """
@@ -124,18 +124,35 @@ def test_defaults_keep_the_authors_text(tmp_path: Path) -> None:
           main:
             parameters:
               version: {type: string, default: 1.10}
+              quoted: {type: string, default: '1.10'}
               flag: {type: bool, default: no}
               off: {type: bool, default: false}
               lr: {type: float, default: 1e-1}
+              momentum: {type: float, default: .0}
               half: {type: float, default: .5}
+              small: {type: float, default: 1.0e-5}
+              hex: {type: int, default: 0x10}
               text: {default: 'a b'}
             command: x
         """,
     )
     defaults = {p.name: p.default for p in spec.entry_points[0].parameters}
+    # str() of what yaml.safe_load gives, as MLflow's Parameter passes it (1e-1 is a string in
+    # YAML 1.1: a float needs a dot)
     assert defaults == {
-        "version": "1.10", "flag": "no", "off": "false", "lr": "1e-1", "half": ".5", "text": "a b",
+        "version": "1.1", "quoted": "1.10", "flag": "False", "off": "False", "lr": "1e-1",
+        "momentum": "0.0", "half": "0.5", "small": "1e-05", "hex": "16", "text": "a b",
     }  # fmt: skip
+
+
+def test_rendered_defaults_survive_the_spec_cache(tmp_path: Path, runner_home: Path) -> None:
+    text = "entry_points:\n  main:\n    parameters:\n      m: {type: float, default: .0}\n"
+    text += "    command: x {m}\n"
+    first = spec_of(tmp_path, text)
+    assert len(list((runner_home / "cache" / "spec").glob("*.json"))) == 1
+    again = spec_of(tmp_path, text)  # the second load comes from the validated-document cache
+    assert first.entry_points[0].parameters == again.entry_points[0].parameters
+    assert again.entry_points[0].parameters[0].default == "0.0"
 
 
 def test_anchors_and_merge_keys_share_parameters(tmp_path: Path) -> None:
@@ -150,9 +167,9 @@ def test_anchors_and_merge_keys_share_parameters(tmp_path: Path) -> None:
             command: y {lr} {n}
         """
     loaded = spec_of(tmp_path, text)
-    assert loaded.entry_points[0].parameters == (Parameter("lr", "float", "0.10"),)
+    assert loaded.entry_points[0].parameters == (Parameter("lr", "float", "0.1"),)
     assert loaded.entry_points[1].parameters == (
-        Parameter("lr", "float", "0.10"),
+        Parameter("lr", "float", "0.1"),
         Parameter("n", "int", None),
     )
 
@@ -467,12 +484,70 @@ def test_unknown_key_without_a_close_match(tmp_path: Path) -> None:
     assert error_of(tmp_path, "zzz: 1\n") == "MLproject:1:1 zzz: unknown key 'zzz'"
 
 
-def test_unknown_parameter_field(tmp_path: Path) -> None:
+def test_unknown_parameter_field_is_a_warning_with_a_hint(tmp_path: Path) -> None:
     text = "entry_points:\n  main:\n    parameters:\n      lr: {tpye: float}\n    command: x\n"
-    assert error_of(tmp_path, text) == (
-        "MLproject:4:12 entry_points.main.parameters.lr.tpye: unknown key 'tpye' "
-        "(did you mean 'type'?)"
+    spec = spec_of(tmp_path, text)
+    assert spec.warnings == (
+        "MLproject:4:12 entry_points.main.parameters.lr.tpye: unknown key 'tpye' ignored, "
+        "as MLflow ignores it (did you mean 'type'?)",
     )
+    # as in MLflow, the misspelt type is not used: the parameter is a required string
+    assert spec.entry_points[0].parameters == (Parameter("lr", "string", None),)
+
+
+def test_type_without_a_colon_runs_as_a_string_as_in_mlflow(tmp_path: Path) -> None:
+    # a real MLflow example (pytorch/MNIST): YAML reads `type str` as one key with no value
+    text = """
+        entry_points:
+          main:
+            parameters:
+              strategy: {type str, default: "auto"}
+            command: python train.py --strategy {strategy}
+        """
+    spec = spec_of(tmp_path, text)
+    assert spec.entry_points[0].parameters == (Parameter("strategy", "string", "auto"),)
+    assert spec.warnings == (
+        "MLproject:5:18 entry_points.main.parameters.strategy.type str: unknown key 'type str' "
+        "ignored, as MLflow ignores it (did you mean 'type'?)",
+    )
+
+
+def test_unknown_entry_point_keys_are_warnings_in_file_order(tmp_path: Path) -> None:
+    text = """
+        entry_points:
+          main:
+            description: trains
+            parameters:
+              n: {type: int, default: 1, help: how many}
+            command: x {n}
+        """
+    spec = spec_of(tmp_path, text)
+    assert spec.warnings == (
+        "MLproject:4:5 entry_points.main.description: unknown key 'description' ignored, "
+        "as MLflow ignores it",
+        "MLproject:6:34 entry_points.main.parameters.n.help: unknown key 'help' ignored, "
+        "as MLflow ignores it",
+    )
+    assert spec.entry_points[0].command == "x {n}"
+
+
+def test_warnings_are_the_same_when_the_document_comes_from_the_cache(tmp_path: Path) -> None:
+    text = "entry_points:\n  main:\n    comand: y\n    command: x\n"
+    assert (
+        spec_of(tmp_path, text).warnings
+        == spec_of(tmp_path, text).warnings
+        == (
+            "MLproject:3:5 entry_points.main.comand: unknown key 'comand' ignored, as MLflow "
+            "ignores it (did you mean 'command'?)",
+        )
+    )
+
+
+def test_known_keys_are_the_schemas_properties() -> None:
+    schema = json.loads(runner.project.spec.schema_path("mlproject.schema.json").read_text())
+    defs = schema["$defs"]
+    assert tuple(defs["entryPoint"]["properties"]) == runner.project.spec.ENTRY_POINT_KEYS
+    assert tuple(defs["parameter"]["properties"]) == runner.project.spec.PARAMETER_KEYS
 
 
 def test_parameter_must_be_a_type_name_or_mapping(tmp_path: Path) -> None:
@@ -520,7 +595,6 @@ def test_all_schema_errors_at_once_sorted_by_location(tmp_path: Path) -> None:
         [
             "MLproject:5:5 entry_points.b.command: expected a string, got a number",
             "MLproject:6:3 entry_points.a: missing required key 'command'",
-            "MLproject:7:5 entry_points.a.comand: unknown key 'comand' (did you mean 'command'?)",
             "MLproject:8:1 docker_env: Docker environment specified but no image attribute found",
             "MLproject:8:24 docker_env.volumes[0]: Docker volumes must be a list of strings, "
             'e.g.: \'["/path1/:/path1", "/path2/:/path2"]\'',
@@ -532,7 +606,7 @@ def test_all_schema_errors_at_once_sorted_by_location(tmp_path: Path) -> None:
 def test_spec_error_hint_points_at_the_schema(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         spec_of(tmp_path, "zzz: 1\n")
-    assert info.value.hint == "the MLproject format is described in schemas/mlproject.schema.json"
+    assert info.value.hint == "`runner spec schema` prints the MLproject format (a JSON Schema)"
 
 
 def test_yaml_problems_surface_with_the_file_name(tmp_path: Path) -> None:

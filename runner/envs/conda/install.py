@@ -14,6 +14,7 @@ from runner.envs.base import Progress
 from runner.envs.conda import activation
 from runner.envs.conda.lockdata import CondaLock, CondaPackage
 from runner.envs.conda.solve import conda_home, run_worker
+from runner.envs.python.uvfailure import failure_summary
 from runner.errors import EnvBuildError
 
 PIP_LOCK_IN_ENV = ".runner-pip-lock.txt"
@@ -76,7 +77,7 @@ def install_pip(lock: CondaLock, prefix: Path, progress: Progress, logs: list[st
     if result.returncode != 0:
         raise EnvBuildError(
             f"cannot install the pip section (uv exited with {result.returncode}):\n"
-            f"{result.tail()}",
+            f"{failure_summary(result.log)}",
             hint="the full installer log is attached to the run as env-build.log",
             log="\n".join(logs),
         )

@@ -12,6 +12,7 @@ from typing import Any
 from runner.envs.base import Progress
 from runner.envs.conda.envfile import CondaSpec
 from runner.envs.conda.lockdata import PipPackage
+from runner.envs.python.uvfailure import failure_summary
 from runner.errors import EnvBuildError
 
 
@@ -44,7 +45,7 @@ def _compile(spec: CondaSpec, python: str, work: Path) -> list[dict[str, Any]]:
     if result.returncode != 0:
         raise EnvBuildError(
             f"cannot resolve the pip section of {spec.origin} for Python {python}:\n"
-            f"{result.tail()}",
+            f"{failure_summary(result.log)}",
             hint="fix the pip requirements (the full resolver log is attached to the run)",
             log=result.log,
         )

@@ -13,6 +13,7 @@ from runner.envs.python.uvcmd import capture_uv, neutral_cwd
 from runner.errors import EnvBuildError
 
 _PLAIN = re.compile(r"^\d+(\.\d+){0,2}$")  # "3", "3.11", "3.11.7"
+_PATCH_PIN = re.compile(r"^(?P<minor>\d+\.\d+)\.\d+$")  # "3.8.13": minor "3.8"
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,25 @@ def downloads_allowed() -> bool:
     return os.environ.get("RUNNER_ALLOW_PYTHON_DOWNLOADS") == "1"
 
 
-def find_interpreter(request: str) -> Interpreter:
-    """The newest installed interpreter matching ``request`` (CPython first)."""
-    found = list_interpreters(request)
+def find_interpreter(request: str, *, match: str = "exact") -> Interpreter:
+    """The newest installed interpreter matching ``request`` (CPython first).
+
+    ``match="minor"`` widens a patch pin to its minor version: "3.8.13" takes 3.8.18.
+    """
+    wanted = minor_of(request) if match == "minor" else request
+    found = list_interpreters(wanted)
     if not found and downloads_allowed():
         _install(request)
         found = list_interpreters(request)
     if not found:
         raise _not_found(request)
     return found[0]
+
+
+def minor_of(request: str) -> str:
+    """``3.8`` for the patch pin ``3.8.13``; any other request as it is."""
+    pinned = _PATCH_PIN.match(request)
+    return pinned.group("minor") if pinned else request
 
 
 def list_interpreters(request: str | None = None) -> list[Interpreter]:
@@ -105,12 +116,20 @@ def _install(request: str) -> None:
 
 
 def _not_found(request: str) -> EnvBuildError:
-    versions = list(dict.fromkeys(interp.tag for interp in list_interpreters()))
+    installed = list_interpreters()
+    versions = list(dict.fromkeys(interp.tag for interp in installed))
+    hint = (
+        f"install one (e.g. `uv python install {request}` or pyenv), change python: "
+        "in the env file, or set RUNNER_ALLOW_PYTHON_DOWNLOADS=1 to let runner download it"
+    )
+    minor = minor_of(request)
+    near = [i.version for i in installed if minor != request and i.version.startswith(minor + ".")]
+    if near:
+        hint = f"run with --python-match minor to use Python {near[0]}; or {hint}"
     return EnvBuildError(
         f"no installed Python interpreter satisfies python: {request!r}; "
         f"installed: {', '.join(versions) or 'none found'}",
-        hint=f"install one (e.g. `uv python install {request}` or pyenv), change python: "
-        "in the env file, or set RUNNER_ALLOW_PYTHON_DOWNLOADS=1 to let runner download it",
+        hint=hint,
     )
 
 

@@ -21,6 +21,7 @@ class UvManager(BaseEnvManager):
     aliases = ("virtualenv",)  # MLflow's name for a venv-based env
     kinds = ("system", "python_env", "conda_env")
     default_for = ("python_env",)
+    python_matches = ("exact", "minor")
 
     def preflight(self, spec: ProjectSpec) -> None:
         """A committed runner.lock that leads out of the project is refused before a run exists
@@ -31,8 +32,13 @@ class UvManager(BaseEnvManager):
         if os.path.lexists(spec.root / LOCK_NAME):
             contained(spec.root, LOCK_NAME)
 
-    def lock(self, spec: ProjectSpec, *, progress: Progress, refresh: bool) -> EnvLock:
-        """The committed ``runner.lock`` or a resolution, remembered by spec and lock file."""
+    def lock(
+        self, spec: ProjectSpec, *, progress: Progress, refresh: bool, python_match: str = "exact"
+    ) -> EnvLock:
+        """The committed ``runner.lock`` or a resolution, remembered by spec and lock file.
+
+        ``python_match="minor"``: the pin's newest installed patch release (3.8.18 for 3.8.13).
+        """
         # Imported here: the registry loads every manager on every run, local ones too.
         from runner.envs.cache import remembered_lock
         from runner.envs.python.lock import read_committed_lock
@@ -41,10 +47,12 @@ class UvManager(BaseEnvManager):
         pyspec = read_python_spec(spec)
         committed = read_committed_lock(spec.root)
         inputs = {"spec": pyspec.digest(), "lock": committed.text if committed else None}
+        if python_match != "exact":  # (exact keeps the inputs, and so the resolutions, of before)
+            inputs["python_match"] = python_match
         lock = remembered_lock(
             self,
             inputs,
-            lambda: _resolve(pyspec, committed, progress),
+            lambda: _resolve(pyspec, committed, progress, python_match),
             refresh=refresh,
             valid=_interpreter_exists,
         )
@@ -62,6 +70,8 @@ class UvManager(BaseEnvManager):
     def health(self, prefix: Path, marker: Mapping[str, Any]) -> str | None:
         if not (prefix / "pyvenv.cfg").is_file():
             return "pyvenv.cfg is missing"
+        if (marker.get("facts") or {}).get("bytecode") != "compiled":
+            return "it was built without compiled bytecode (runner now compiles it when it builds)"
         python = prefix / "bin" / "python"
         if python.exists():
             return None
@@ -88,12 +98,14 @@ class UvManager(BaseEnvManager):
         return write_lock(spec.root, resolved)
 
 
-def _resolve(pyspec: PythonSpec, committed: Lock | None, progress: Progress) -> EnvLock:
+def _resolve(
+    pyspec: PythonSpec, committed: Lock | None, progress: Progress, python_match: str
+) -> EnvLock:
     """Probe for an interpreter, then resolve (unless a lock is committed): the cold path."""
     from runner.envs.python.interpreters import find_interpreter
     from runner.envs.python.resolve import resolve_lock
 
-    interp = find_interpreter(pyspec.python)
+    interp = find_interpreter(pyspec.python, match=python_match)
     lock = committed or resolve_lock(pyspec, interp, progress=progress)
     return EnvLock(
         content=lock.text,
@@ -102,6 +114,7 @@ def _resolve(pyspec: PythonSpec, committed: Lock | None, progress: Progress) -> 
         packages=tuple(lock.packages()),
         source=lock.source,
         build_inputs={"interpreter": str(interp.path)},
+        python_requested=pyspec.python if python_match == "minor" else None,
     )
 
 

@@ -12,6 +12,7 @@ from runner.envs.python.interpreters import Interpreter
 from runner.envs.python.lock import Lock, normalize_text
 from runner.envs.python.pyspec import PythonSpec
 from runner.envs.python.uvcmd import neutral_cwd, run_uv
+from runner.envs.python.uvfailure import failure_summary
 from runner.errors import EnvBuildError
 
 Progress = Callable[[str], None]
@@ -46,8 +47,8 @@ def _compile(spec: PythonSpec, interp: Interpreter, work: Path, progress: Progre
     if result.returncode != 0:
         raise EnvBuildError(
             f"cannot resolve the dependencies of {_origin(spec)} for Python "
-            f"{interp.version}:\n{result.tail()}",
-            hint="fix the pins in the env file (the full resolver log is attached to the run)",
+            f"{interp.version}: {failure_summary(result.log)}",
+            hint="fix the pins in the env file",
             log=result.log,
         )
     return (work / "lock.txt").read_text(encoding="utf-8")

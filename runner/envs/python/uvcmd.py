@@ -11,7 +11,6 @@ from pathlib import Path
 
 from runner.errors import EnvBuildError
 
-TAIL_LINES = 15
 LineFn = Callable[[str], None]
 
 # pip's settings that uv understands under another name; only used when the uv one is unset.
@@ -26,9 +25,6 @@ _PIP_TO_UV = {
 class UvResult:
     returncode: int
     log: str
-
-    def tail(self, lines: int = TAIL_LINES) -> str:
-        return "\n".join(self.log.rstrip().splitlines()[-lines:])
 
 
 def neutral_cwd() -> Path:

@@ -128,7 +128,7 @@ MinJobAge=600
 InactiveLimit=0
 SlurmdTimeout=300
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 Gres=gpu:{FAKE_GPUS} State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=1000 Gres=gpu:{FAKE_GPUS} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 

@@ -228,9 +228,12 @@ def _check_config(name: str, schema: Mapping[str, Any], config: Mapping[str, Any
 
 
 def parse_backend_config(value: str | None) -> dict[str, Any]:
-    """``-c`` takes a JSON file path or an inline JSON object, as MLflow's does."""
+    """``-c`` takes a JSON file path or an inline JSON object, as MLflow's does (or a YAML
+    file: ``.yaml``/``.yml``, loaded safely)."""
     if not value:
         return {}
+    if value.endswith((".yaml", ".yml")) and Path(value).is_file():
+        return _yaml_config(Path(value))
     text = Path(value).read_text() if value.endswith(".json") and Path(value).is_file() else value
     try:
         data = json.loads(text)
@@ -238,6 +241,15 @@ def parse_backend_config(value: str | None) -> dict[str, Any]:
         raise RunnerError(f"Invalid backend config JSON. Parse error: {exc}") from exc
     if not isinstance(data, dict):
         raise RunnerError("backend config must be a JSON object")
+    return data
+
+
+def _yaml_config(path: Path) -> dict[str, Any]:
+    from runner.project.yamlsafe import load_yaml
+
+    data = load_yaml(path).data
+    if not isinstance(data, dict):
+        raise RunnerError(f"backend config {path.name} must be a mapping of keys to values")
     return data
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import record, run_cli, write_project
+from tests.helpers import RUNNER, record, run_cli, write_project
 from tests.slurm_cluster import SlurmCluster
 
 
@@ -84,3 +85,199 @@ def test_nonzero_exit_fails_with_the_code(
     run = _latest_run()
     assert (run["status"], run["exit_code"]) == ("FAILED", 3)
     assert "FAILED: entry point exited with code 3" in str(run["failure_reason"]), run
+
+
+def test_time_exceeded_fails_with_timeout(
+    slurm: SlurmCluster, tmp_path: Path, config_file: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo sleeping; sleep 300")
+    config_file.write_text("time: '0:02'\n")  # Slurm's MM:SS: two seconds
+    code, out, _ = _run(project, config_file)
+    assert code != 0
+    assert "sleeping" in out
+    run = _latest_run()
+    assert run["status"] == "FAILED"
+    assert "TIMEOUT" in str(run["failure_reason"]), run
+    assert slurm.jobs() == []
+
+
+def test_extra_args_outside_the_allowlist_are_refused(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo never")
+    code, _, err = _run(project, '{"extra_args": ["--exclusive", "--uid=0"]}')
+    assert code != 0
+    assert "slurm extra_args: '--uid=0' is not an allowed sbatch option" in err
+    assert "allowed: --begin, --cores-per-socket" in err  # the user is shown the list
+    assert run_cli("runs", "list", "--json").stdout.strip() == "[]"  # no run was recorded
+    assert slurm.jobs() == []
+
+
+def test_unknown_config_keys_and_bad_time_are_refused(slurm: SlurmCluster, tmp_path: Path) -> None:
+    project = _project(tmp_path / "p", "echo never")
+    code, _, err = _run(project, '{"time": "half an hour", "partitoin": "debug"}')
+    assert code != 0
+    assert "invalid backend config for 'slurm'" in err
+    assert "'partitoin' was unexpected" in err
+    assert "time: 'half an hour' is not valid" in err
+
+
+def test_the_batch_script_artifact_is_what_slurm_ran(
+    slurm: SlurmCluster, tmp_path: Path, config_file: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo 'quoted  {alpha}' \"$SLURM_JOB_ID\"")
+    config_file.write_text("partition: debug\ncpus: 2\nextra_args: ['--nice=5']\n")
+    code, out, err = _run(project, config_file, "-P", "alpha=0.7", "--run-name", "my run")
+    assert code == 0, err
+    run_id = str(_latest_run()["run_id"])
+    artifacts = _artifacts(runner_home, run_id)
+    job = json.loads((artifacts / "slurm-job.json").read_text())
+    assert f"quoted  0.7 {job['job_id']}" in out  # same quoting as locally
+    kept = (artifacts / "slurm" / "job.sh").read_text()
+    ran = slurm.run("scontrol", "write", "batch_script", job["job_id"], "-")
+    assert ran == kept
+    assert f"#SBATCH --job-name=runner-my-run-{run_id}\n" in kept
+    assert f"#SBATCH --comment=runner:{run_id}\n" in kept
+    assert "#SBATCH --cpus-per-task=2\n#SBATCH --no-requeue\n#SBATCH --nice=5\n" in kept
+    assert slurm.job_field(job["job_id"], "JobName") == f"runner-my-run-{run_id}"
+    assert slurm.job_field(job["job_id"], "NumCPUs") == "2"
+
+
+def test_gpus_are_requested_and_too_many_refused(
+    slurm: SlurmCluster, tmp_path: Path, config_file: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo gpu job on gpu $SLURM_JOB_GPUS")
+    config_file.write_text("gpus: 1\n")
+    code, out, err = _run(project, config_file)
+    assert code == 0, err
+    run_id = str(_latest_run()["run_id"])
+    job = json.loads((_artifacts(runner_home, run_id) / "slurm-job.json").read_text())
+    assert slurm.job_field(job["job_id"], "TresPerJob") == "gres:gpu:1"
+    # the fake devices are plain files: Slurm exports no GPU to the job (see the README)
+    assert "gpu job on gpu\n" in out
+    config_file.write_text("gpus: 3\n")  # the node has two
+    code, _, err = _run(project, config_file)
+    assert code != 0
+    assert "Requested node configuration is not available" in err
+    run = _latest_run()
+    assert run["status"] == "FAILED"
+    assert "Requested node configuration is not available" in str(run["failure_reason"])
+
+
+def _detach(project: Path, config: str, *extra: str) -> str:
+    code, out, err = _run(project, config, "--detach", *extra)
+    assert code == 0, err
+    return out.strip()
+
+
+def _job(home: Path, run_id: str) -> dict[str, str]:
+    path = _artifacts(home, run_id) / "slurm-job.json"
+    _wait_for(path.exists, "the job to be submitted")
+    return dict(json.loads(path.read_text()))
+
+
+def _output(home: Path, run_id: str, attempt: int = 0) -> str:
+    path = _artifacts(home, run_id) / "slurm" / f"attempt-{attempt}.out"
+    return path.read_text() if path.exists() else ""
+
+
+def _supervisor_pid(run_id: str) -> int:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"runner.execution.supervisor" in argv and run_id.encode() in argv:
+                return int(entry.name)
+    raise AssertionError(f"no supervisor process for run {run_id}")
+
+
+def _show(run_id: str) -> dict[str, object]:
+    result = run_cli("runs", "show", run_id, "--json")
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_cancel_kills_the_job(slurm: SlurmCluster, tmp_path: Path, runner_home: Path) -> None:
+    project = _project(tmp_path / "p", "echo started; sleep 300")
+    run_id = _detach(project, "{}")
+    _wait_for(lambda: "started" in _output(runner_home, run_id), "the job to start")
+    job_id = _job(runner_home, run_id)["job_id"]
+    result = run_cli("runs", "cancel", run_id)
+    assert result.returncode == 0, result.stderr
+    shown = _show(run_id)
+    assert shown["status"] == "KILLED", shown
+    assert slurm.job_field(job_id, "JobState") == "CANCELLED"
+    _wait_for(lambda: slurm.jobs() == [], "no job left")
+    if slurm.accounting:
+        accounted = slurm.run("sacct", "-X", "-n", "-P", "-o", "State", "-j", job_id)
+        assert accounted.startswith("CANCELLED"), accounted
+
+
+def test_a_new_process_reports_the_real_outcome_after_the_runner_died(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    flag = tmp_path / "go"
+    command = "echo started; while [ ! -e {flag} ]; do sleep 0.2; done; echo done; exit 4"
+    run_id = _detach(_project(tmp_path / "p", command), "{}", "-P", f"flag={flag}")
+    _wait_for(lambda: "started" in _output(runner_home, run_id), "the job to start")
+    os.kill(_supervisor_pid(run_id), signal.SIGKILL)  # the runner dies; the job runs on
+    job_id = _job(runner_home, run_id)["job_id"]
+    assert _show(run_id)["status"] == "RUNNING"  # not failed: Slurm says it still runs
+    assert slurm.job_field(job_id, "JobState") == "RUNNING"
+    follower = spawn_follow(run_id)
+    time.sleep(1)
+    flag.touch()
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err
+    assert "started" in out and "done" in out  # from the start, streamed from Slurm's files
+    shown = _show(run_id)
+    assert (shown["status"], shown["exit_code"]) == ("FAILED", 4), shown
+    assert "done" in (_artifacts(runner_home, run_id) / "output.log").read_text()
+
+
+def spawn_follow(run_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*RUNNER, "runs", "logs", run_id, "--follow"],
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_requeue_after_a_node_failure_keeps_both_attempts_logs(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    command = (
+        'echo "attempt ${{SLURM_RESTART_COUNT:-0}}"; '
+        '[ -n "${{SLURM_RESTART_COUNT:-}}" ] || sleep 300; echo finished'
+    )
+    project = _project(tmp_path / "p", command)
+    runner = subprocess.Popen(
+        [*RUNNER, "run", str(project), "-b", "slurm", "--env-manager", "local", "-c",
+         '{"requeue": true}'],
+        text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    run_id = _wait_run_id(runner_home)
+    _wait_for(lambda: "attempt 0" in _output(runner_home, run_id), "the first attempt")
+    job_id = _job(runner_home, run_id)["job_id"]
+    slurm.run("scontrol", "requeue", job_id)  # what Slurm does when the node fails
+    # a requeued job waits ~2 minutes (BeginTime) before it may start again: skip the wait
+    _wait_for(lambda: slurm.job_field(job_id, "JobState") == "PENDING", "the job to requeue")
+    slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+    out, err = runner.communicate(timeout=240)
+    assert runner.returncode == 0, err
+    assert "attempt 0" in out and "attempt 1" in out and "finished" in out
+    assert "attempt 1 of the job started (requeued)" in err
+    assert _output(runner_home, run_id, 0) == "attempt 0\n"
+    assert _output(runner_home, run_id, 1) == "attempt 1\nfinished\n"
+    assert _show(run_id)["status"] == "FINISHED"
+    assert slurm.job_field(job_id, "Restarts") == "1"
+
+
+def _wait_run_id(home: Path) -> str:
+    root = home / "artifacts"
+    _wait_for(lambda: root.exists() and any(root.iterdir()), "the run to be recorded")
+    return next(root.iterdir()).name

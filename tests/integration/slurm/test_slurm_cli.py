@@ -91,7 +91,7 @@ def test_time_exceeded_fails_with_timeout(
     slurm: SlurmCluster, tmp_path: Path, config_file: Path
 ) -> None:
     project = _project(tmp_path / "p", "echo sleeping; sleep 300")
-    config_file.write_text("time: '0:02'\n")  # Slurm's MM:SS: two seconds
+    config_file.write_text("time: 1\n")  # minutes: Slurm's limits are whole minutes
     code, out, _ = _run(project, config_file)
     assert code != 0
     assert "sleeping" in out

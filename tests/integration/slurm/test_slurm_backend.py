@@ -1,0 +1,118 @@
+"""The Slurm backend in one process on a real cluster: job arrays, idempotent submission, and
+many jobs followed with one batched squeue call per poll."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from backends.slurm import client
+from backends.slurm.backend import SlurmBackend, submit_once
+from backends.slurm.watch import watcher
+from runner.backend import LaunchRequest, Prepared, RunRef
+from runner.project.spec import load_spec
+from runner.status import RunStatus
+from tests.helpers import write_project
+from tests.slurm_cluster import SlurmCluster
+
+
+def _request(project: Path, home: Path, command: str, config: dict[str, Any]) -> LaunchRequest:
+    run_id = uuid.uuid4().hex
+    artifacts = home / "artifacts" / run_id
+    artifacts.mkdir(parents=True)
+    return LaunchRequest(
+        run_id=run_id,
+        command=command,
+        work_dir=project,
+        env={"RUNNER_RUN_ID": run_id},
+        spec=load_spec(project),
+        config=config,
+        artifacts_dir=artifacts,
+    )
+
+
+def _project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "p", {"MLproject": "entry_points: {main: {command: 'true'}}"})
+
+
+def test_a_sweep_is_one_job_array_of_child_runs(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path)
+    requests = [
+        _request(project, runner_home, f'echo "child {i} task $SLURM_ARRAY_TASK_ID"; exit {i}', {})
+        for i in range(3)
+    ]
+    handles = SlurmBackend().submit_array(requests, max_parallel=2)
+    array_id = handles[0].job_id.split("_")[0]
+    assert [h.job_id for h in handles] == [f"{array_id}_{i}" for i in range(3)]
+    ends = [h.wait(timeout=120) for h in handles]
+    assert [(e.status, e.exit_code) for e in ends] == [
+        (RunStatus.FINISHED, 0),
+        (RunStatus.FAILED, 1),
+        (RunStatus.FAILED, 2),
+    ]
+    outputs = [b"".join(c.data for c in h.logs() if c.stream == "stdout") for h in handles]
+    assert outputs == [f"child {i} task {i}\n".encode() for i in range(3)]
+    script = (requests[0].artifacts_dir / "slurm" / "job.sh").read_text()  # type: ignore[operator]
+    assert "#SBATCH --array=0-2%2\n" in script
+    assert slurm.job_field(array_id, "ArrayTaskThrottle") == "2"
+
+
+def test_a_retried_submit_finds_the_existing_job(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    request = _request(_project(tmp_path), runner_home, "sleep 30", {})
+    handle = SlurmBackend().launch(Prepared(request))
+    script = Path(handle.record.root) / "job.sh"
+    again = submit_once(script, handle.record.name, f"runner:{request.run_id}")
+    assert again == handle.job_id
+    relaunched = SlurmBackend().launch(Prepared(request))  # a second launch of the same run
+    assert relaunched.job_id == handle.job_id
+    assert slurm.jobs() == [handle.job_id]
+    handle.cancel(grace=5)
+    assert handle.wait(timeout=60).status is RunStatus.KILLED
+
+
+def test_many_jobs_are_followed_with_one_squeue_call_per_poll(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path)
+    backend = SlurmBackend()
+    handles = [
+        backend.launch(Prepared(_request(project, runner_home, f"exit {i % 2}", {})))
+        for i in range(8)
+    ]
+    before = client.CALLS["squeue"]
+    polls_before = watcher().polls
+    ends = [h.wait(timeout=180) for h in handles]
+    assert [e.status for e in ends] == [RunStatus.FINISHED, RunStatus.FAILED] * 4
+    polls = watcher().polls - polls_before
+    assert 0 < client.CALLS["squeue"] - before <= polls + 1  # one question per poll, all jobs
+
+
+def test_reconcile_asks_once_for_all_runs(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path)
+    backend = SlurmBackend()
+    done = _request(project, runner_home, "exit 5", {})
+    running = _request(project, runner_home, "sleep 60", {})
+    never = _request(project, runner_home, "true", {})  # recorded, never submitted
+    first = backend.launch(Prepared(done))
+    second = backend.launch(Prepared(running))
+    first.wait(timeout=120)
+    refs = [
+        RunRef(r.run_id, RunStatus.RUNNING, {}, r.artifacts_dir)  # type: ignore[arg-type]
+        for r in (done, running, never)
+    ]
+    before = client.CALLS["squeue"]
+    verdicts = backend.reconcile(refs)
+    assert client.CALLS["squeue"] - before == 1
+    assert verdicts[done.run_id] is not None and verdicts[done.run_id].exit_code == 5  # type: ignore[union-attr]
+    assert verdicts[running.run_id] is not None
+    assert verdicts[running.run_id].status is RunStatus.RUNNING  # type: ignore[union-attr]
+    assert verdicts[never.run_id] is None  # LOST: there is no job to ask about
+    second.cancel(grace=5)
+    assert second.wait(timeout=60).status is RunStatus.KILLED

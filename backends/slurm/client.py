@@ -11,7 +11,7 @@ import functools
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +63,14 @@ def cancel(job_id: str, *, kill: bool = False) -> None:
 def find_job(name: str, comment: str) -> str | None:
     """The id of a job with this name and comment that Slurm still knows, if any."""
     out = slurm(["squeue", "--json", "--states=all", f"--name={name}"])
-    for job in _json_jobs(out):
-        if job.get("comment") == comment:
+    for job in _json_jobs(out):  # filtered here too: 22.05 ignores --name with --json
+        if job.get("name") == name and job.get("comment") == comment:
             array = int(job.get("array_job_id") or 0)
             return str(array or job["job_id"])
     return None
 
 
-def live_states(job_ids: Iterable[str]) -> dict[str, JobState]:
+def live_states(job_ids: Collection[str]) -> dict[str, JobState]:
     """One ``squeue --json`` for all of ``job_ids`` (their arrays' tasks included)."""
     bases = sorted({key.split("_")[0] for key in job_ids}, key=int)
     if not bases:
@@ -81,7 +81,10 @@ def live_states(job_ids: Iterable[str]) -> dict[str, JobState]:
         if _INVALID_JOB in exc.message:  # every one of them is gone from slurmctld
             return {}
         raise
-    return {state.job_id: state for job in _json_jobs(out) for state in _squeue_states(job)}
+    # Slurm 22.05's squeue --json ignores --jobs (and every filter): keep only what was asked
+    wanted = set(job_ids)
+    states = (state for job in _json_jobs(out) for state in _squeue_states(job))
+    return {state.job_id: state for state in states if state.job_id in wanted}
 
 
 def _json_jobs(out: str) -> list[dict[str, Any]]:

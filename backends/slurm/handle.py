@@ -79,6 +79,11 @@ class OutputReader:
             yield LogChunk("stdout" if stream == "stdout" else "stderr", data)
 
 
+def _newly_waiting(state: JobState | None, shown: str) -> bool:
+    """A queued job whose pending reason (Resources, Priority, BeginTime...) is news."""
+    return state is not None and state.state in WAITING and state.reason not in (shown, "None")
+
+
 class SlurmRunHandle:
     """A submitted job; the same object whether just launched or re-attached."""
 
@@ -105,8 +110,8 @@ class SlurmRunHandle:
         while True:
             over = self._over()  # read before draining: nothing written before the end is lost
             state = self._state()
-            if state is not None and state.state in WAITING and state.reason not in (reason, "None"):
-                reason = state.reason  # Resources, Priority, ReqNodeNotAvail...
+            if _newly_waiting(state, reason) and state is not None:
+                reason = state.reason
                 note = f"runner: Slurm job {self.job_id} {state.state} ({reason})\n"
                 yield LogChunk("stderr", note.encode())
             yield from reader.new_chunks(final=over)

@@ -9,8 +9,10 @@ from typing import Any
 
 from backends.slurm import client
 from backends.slurm.backend import SlurmBackend, submit_once
-from backends.slurm.watch import watcher
-from runner.backend import LaunchRequest, Prepared, RunRef
+from backends.slurm.script import JobFiles
+from backends.slurm.state import exit_info
+from backends.slurm.watch import job_states, watcher
+from runner.backend import ExitInfo, LaunchRequest, Prepared, RunRef
 from runner.project.spec import load_spec
 from runner.status import RunStatus
 from tests.helpers import write_project
@@ -116,3 +118,33 @@ def test_reconcile_asks_once_for_all_runs(
     assert verdicts[never.run_id] is None  # LOST: there is no job to ask about
     second.cancel(grace=5)
     assert second.wait(timeout=60).status is RunStatus.KILLED
+
+
+def test_ended_jobs_are_read_from_sacct_or_from_scontrol_without_accounting(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    handle = SlurmBackend().launch(
+        Prepared(_request(_project(tmp_path), runner_home, "exit 6", {}))
+    )
+    before = dict(client.CALLS)
+    info = handle.wait(timeout=120)
+    assert (info.status, info.exit_code) == (RunStatus.FAILED, 6)
+    used = {name: client.CALLS[name] - before.get(name, 0) for name in ("sacct", "scontrol")}
+    if slurm.accounting:
+        assert used["sacct"] >= 1, used
+    else:
+        assert used["sacct"] == 0 and used["scontrol"] >= 1, used
+
+
+def test_a_job_slurm_forgot_keeps_the_exit_code_its_script_wrote(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    files = JobFiles(tmp_path / "job")
+    files.root.mkdir()
+    files.output(0).write_text("")
+    files.exit_status(0).write_text("9\n")  # what the batch script wrote before Slurm purged it
+    states = job_states({"987654": files})
+    assert exit_info(states["987654"]) == ExitInfo(
+        RunStatus.FAILED, 9, "Slurm job 987654 FAILED: entry point exited with code 9"
+    )
+    assert job_states({"987655": JobFiles(tmp_path / "nothing")}) == {}  # unknown: LOST

@@ -20,7 +20,9 @@ def _project(root: Path, command: str) -> Path:
             "MLproject": f"""
                 entry_points:
                   main:
-                    parameters: {{alpha: {{type: float, default: 0.5}}, flag: {{type: string, default: none}}}}
+                    parameters:
+                      alpha: {{type: float, default: 0.5}}
+                      flag: {{type: string, default: none}}
                     command: {json.dumps(command)}
             """,
             "train.py": """
@@ -79,7 +81,7 @@ def test_nonzero_exit_fails_with_the_code(
 ) -> None:
     project = _project(tmp_path / "p", "echo about to fail; exit 3")
     config_file.write_text("{}\n")
-    code, out, err = _run(project, config_file)
+    code, out, _ = _run(project, config_file)
     assert code != 0
     assert "about to fail" in out
     run = _latest_run()
@@ -101,9 +103,7 @@ def test_time_exceeded_fails_with_timeout(
     assert slurm.jobs() == []
 
 
-def test_extra_args_outside_the_allowlist_are_refused(
-    slurm: SlurmCluster, tmp_path: Path
-) -> None:
+def test_extra_args_outside_the_allowlist_are_refused(slurm: SlurmCluster, tmp_path: Path) -> None:
     project = _project(tmp_path / "p", "echo never")
     code, _, err = _run(project, '{"extra_args": ["--exclusive", "--uid=0"]}')
     assert code != 0

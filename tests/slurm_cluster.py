@@ -96,7 +96,8 @@ def _slurm_conf(cluster: SlurmCluster, ports: dict[str, int], munge_socket: Path
         f"AccountingStoragePass={munge_socket}\n"  # its munge socket, not the default one
         "JobAcctGatherType=jobacct_gather/linux\n"
         if cluster.accounting
-        else "AccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n"
+        else "AccountingStorageType=accounting_storage/none\n"
+        "JobAcctGatherType=jobacct_gather/none\n"
     )
     return f"""\
 ClusterName={cluster.name}

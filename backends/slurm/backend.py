@@ -89,11 +89,13 @@ def _write_script(path: Path, text: str) -> None:
         f.write(text)
 
 
-def submit_once(script: Path, name: str, comment: str) -> str:
+def submit_once(script: Path, name: str, comment: str, *, look_first: bool = True) -> str:
     """Submit, unless Slurm already has the job: a retried submit (sbatch timed out after
-    slurmctld took the job, say) finds the existing job by its name and comment."""
+    slurmctld took the job, say, or the launching process died before it kept the job id)
+    finds the existing job by its name and comment. ``look_first=False`` skips the lookup
+    before a first submit that cannot have a job yet (one squeue call less per run)."""
     for attempt in range(1, SUBMIT_TRIES + 1):
-        found = client.find_job(name, comment)
+        found = client.find_job(name, comment) if look_first or attempt > 1 else None
         if found is not None:
             return found
         try:
@@ -124,8 +126,10 @@ class SlurmBackend(BaseBackend):
         check_config(request.config)
         task = _task(request)
         name = job_name(request.run_id, request.run_name)
+        tried_before = task.files.script.exists()  # an earlier launch got as far as sbatch
         _write_script(task.files.script, render_job(task, name, sbatch_options(request.config)))
-        job_id = submit_once(task.files.script, name, job_comment(request.run_id))
+        comment = job_comment(request.run_id)
+        job_id = submit_once(task.files.script, name, comment, look_first=tried_before)
         record = JobRecord(job_id, str(task.files.root), name)
         record.save(artifacts)
         return SlurmRunHandle(record, artifacts)
@@ -146,8 +150,10 @@ class SlurmBackend(BaseBackend):
         name = job_name(requests[0].run_id, "array")
         script = root / "job.sh"
         text = render_array(tasks, name, sbatch_options(config), root, max_parallel)
+        tried_before = script.exists()
         _write_script(script, text)
-        array_id = submit_once(script, name, job_comment(",".join(r.run_id for r in requests)))
+        comment = job_comment(",".join(r.run_id for r in requests))
+        array_id = submit_once(script, name, comment, look_first=tried_before)
         handles = []
         for index, (request, task) in enumerate(zip(requests, tasks, strict=True)):
             _write_script(task.files.script, text)  # each run keeps the script that ran it

@@ -18,7 +18,7 @@ from backends.slurm.state import JobState
 from runner.errors import BackendError
 
 MIN_POLL_SECONDS = 0.25
-MAX_POLL_SECONDS = 5.0
+MAX_POLL_SECONDS = 2.0
 BACKOFF = 1.5
 
 

@@ -72,6 +72,9 @@ def test_a_retried_submit_finds_the_existing_job(
     assert again == handle.job_id
     relaunched = SlurmBackend().launch(Prepared(request))  # a second launch of the same run
     assert relaunched.job_id == handle.job_id
+    # the launching process died after sbatch, before it kept the job id: found by name
+    (request.artifacts_dir / "slurm-job.json").unlink()  # type: ignore[operator]
+    assert SlurmBackend().launch(Prepared(request)).job_id == handle.job_id
     assert slurm.jobs() == [handle.job_id]
     handle.cancel(grace=5)
     assert handle.wait(timeout=60).status is RunStatus.KILLED

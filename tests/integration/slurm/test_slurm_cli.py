@@ -281,3 +281,19 @@ def _wait_run_id(home: Path) -> str:
     root = home / "artifacts"
     _wait_for(lambda: root.exists() and any(root.iterdir()), "the run to be recorded")
     return next(root.iterdir()).name
+
+
+def test_a_pending_job_shows_its_reason_and_cancels_to_killed(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo never runs")
+    run_id = _detach(project, '{"extra_args": ["--begin=now+600"]}')
+    job_id = _job(runner_home, run_id)["job_id"]
+    log = _artifacts(runner_home, run_id) / "output.log"
+    note = f"runner: Slurm job {job_id} PENDING (BeginTime)"
+    _wait_for(lambda: log.exists() and note in log.read_text(), "the pending reason")
+    result = run_cli("runs", "cancel", run_id)
+    assert result.returncode == 0, result.stderr
+    assert _show(run_id)["status"] == "KILLED"
+    assert slurm.job_field(job_id, "JobState") == "CANCELLED"
+    assert not _output(runner_home, run_id)  # it never started

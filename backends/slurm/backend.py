@@ -20,7 +20,16 @@ from backends.slurm.handle import JobRecord, SlurmRunHandle
 from backends.slurm.script import JobFiles, Task, job_comment, job_name, render_array, render_job
 from backends.slurm.state import exit_info
 from backends.slurm.watch import job_states
-from runner.backend import LOST, BaseBackend, ExitInfo, LaunchRequest, Prepared, RunRef, Verdict
+from runner.backend import (
+    LOST,
+    BaseBackend,
+    ExitInfo,
+    LaunchRequest,
+    Prepared,
+    RunRef,
+    Transport,
+    Verdict,
+)
 from runner.errors import BackendError
 from runner.project.records import ProjectSpec
 from runner.status import RunStatus
@@ -111,6 +120,12 @@ class SlurmBackend(BaseBackend):
 
     name = "slurm"
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
+
+    def __init__(self) -> None:
+        # entry points log through the journal on the shared path, or over HTTP when the
+        # tracking store is a server (the nodes may not share a path with it then)
+        uri = os.environ.get("RUNNER_TRACKING_URI", "")
+        self.tracking: Transport = "http" if uri.startswith(("http://", "https://")) else "journal"
 
     def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:
         """Refuse before a run exists: extra_args off the allowlist, or no controller."""

@@ -194,3 +194,13 @@ def test_slurm_states_map_to_run_ends(
     info = exit_info(state)
     assert (info.status, info.exit_code, info.reason) == (status, code, reason)
     assert state.status is status
+
+
+def test_entry_points_log_over_http_when_the_store_is_a_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backends.slurm.backend import SlurmBackend
+
+    assert SlurmBackend().tracking == "journal"
+    monkeypatch.setenv("RUNNER_TRACKING_URI", "http://127.0.0.1:5000")
+    assert SlurmBackend().tracking == "http"

@@ -6,8 +6,10 @@
 Cases:
 - ``trivial``: ``runner run <project> -b slurm`` of ``date +%s.%N`` against a bare
   ``sbatch --wait --wrap 'date +%s.%N'`` of the same command on the same cluster, alternating
-  (A B A B ...). Submit-to-start = the job's own clock at its start minus the moment the
-  command was started; end-to-end = the whole command's wall time.
+  (A B A B ...), each sample on an idle node, with ``runner run -b local`` of the same
+  project as a reference for runner's own start-up and finish. Submit-to-start = the job's
+  own clock at its start minus the moment the command was started; end-to-end = the whole
+  command's wall time.
 - ``concurrent``: one process launches ``--jobs`` runs of ``true`` through the backend and
   waits for all; reported: wall time and how many squeue/sacct/scontrol calls that took,
   beside bare ``sbatch --wrap true`` x N polled with one ``squeue`` every 0.25 s.
@@ -73,7 +75,16 @@ def _env(cluster: SlurmCluster, home: Path) -> dict[str, str]:
     }
 
 
+def _settle(cluster: SlurmCluster) -> None:
+    """Each sample starts on an idle node: a job still completing would make the next one
+    wait for Slurm's periodic scheduler instead of starting at submission."""
+    while cluster.jobs() or cluster.run("sinfo", "-h", "-o", "%T").strip() != "idle":
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
 def _bare_trivial(cluster: SlurmCluster, scratch: Path) -> dict[str, float]:
+    _settle(cluster)
     out = scratch / "bare.out"
     t0 = time.time()
     cluster.run("sbatch", "--wait", "--wrap", "date +%s.%N", f"--output={out}", timeout=300)
@@ -81,9 +92,12 @@ def _bare_trivial(cluster: SlurmCluster, scratch: Path) -> dict[str, float]:
     return {"submit_to_start": float(out.read_text().split()[0]) - t0, "end_to_end": end - t0}
 
 
-def _runner_trivial(cluster: SlurmCluster, scratch: Path, project: Path) -> dict[str, float]:
+def _runner_trivial(
+    cluster: SlurmCluster, scratch: Path, project: Path, backend: str = "slurm"
+) -> dict[str, float]:
+    _settle(cluster)
     home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
-    argv = [sys.executable, "-m", "runner", "run", str(project), "-b", "slurm"]
+    argv = [sys.executable, "-m", "runner", "run", str(project), "-b", backend]
     t0 = time.time()
     done = subprocess.run(
         [*argv, "--env-manager", "local"],
@@ -144,21 +158,24 @@ def main() -> None:
         project.mkdir()
         (project / "MLproject").write_text(MLPROJECT)
         _runner_trivial(cluster, scratch, project)  # warm-up: the tracking lib, caches
-        bare, runner = [], []
+        bare, runner, local = [], [], []
         for _ in range(args.rounds):
             runner.append(_runner_trivial(cluster, scratch, project))
             bare.append(_bare_trivial(cluster, scratch))
+            local.append(_runner_trivial(cluster, scratch, project, "local"))
         concurrent = _runner_concurrent(cluster, scratch, args.jobs)
         bare_concurrent = _bare_concurrent(cluster, args.jobs)
     result = {
         "accounting": args.accounting,
         "rounds": args.rounds,
-        "trivial": {"runner": runner, "bare": bare},
+        "trivial": {"runner": runner, "bare": bare, "runner_local": local},
         "concurrent": {"runner": concurrent, "bare": bare_concurrent, "jobs": args.jobs},
     }
     for key in ("submit_to_start", "end_to_end"):
         r, b = _median(runner, key), _median(bare, key)
         print(f"{key}: runner {r:.2f} s, bare sbatch {b:.2f} s, overhead {r - b:+.2f} s")
+    local_e2e = _median(local, "end_to_end")
+    print(f"reference: the same project with runner -b local, end to end {local_e2e:.2f} s")
     print(f"{args.jobs} concurrent: runner {json.dumps(concurrent)}")
     print(f"{args.jobs} concurrent: bare {json.dumps(bare_concurrent)}")
     if args.json:

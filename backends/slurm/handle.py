@@ -93,6 +93,7 @@ class SlurmRunHandle:
         self._watch = watch or watcher()
         self._watch.follow(record.job_id, self.files)
         self._cancelled = threading.Event()
+        self._poked_attempts: set[int] = set()
 
     @property
     def job_id(self) -> str:
@@ -117,7 +118,19 @@ class SlurmRunHandle:
             yield from reader.new_chunks(final=over)
             if over:
                 return
+            if self._script_done(state):
+                self._watch.poke()  # the script has ended: Slurm will say so soon, ask now
             self._watch.wait_for_change(self.job_id, state, FOLLOW_SECONDS)
+
+    def _script_done(self, state: JobState | None) -> bool:
+        """The current attempt wrote its exit status (once per attempt, then False)."""
+        attempts = self.files.attempts()
+        if not attempts or attempts[-1] in self._poked_attempts or state is None:
+            return False
+        if not self.files.exit_status(attempts[-1]).exists():
+            return False
+        self._poked_attempts.add(attempts[-1])
+        return True
 
     def wait(self, timeout: float | None = None) -> ExitInfo:
         deadline = None if timeout is None else time.monotonic() + timeout

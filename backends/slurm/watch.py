@@ -76,6 +76,7 @@ class Watcher:
         self._errors: dict[str, str] = {}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._poked = False
         self.polls = 0
 
     def follow(self, key: str, files: JobFiles) -> None:
@@ -103,8 +104,10 @@ class Watcher:
             return self._states.get(key)
 
     def poke(self) -> None:
-        """Ask again now (after a cancel, say) instead of after the backoff."""
+        """Ask again now (after a cancel, or when a job's script wrote its exit status)
+        instead of after the backoff."""
         with self._changed:
+            self._poked = True
             self._changed.notify_all()
 
     def _run(self) -> None:
@@ -118,7 +121,9 @@ class Watcher:
             changed = self._poll(watched)
             interval = MIN_POLL_SECONDS if changed else min(interval * BACKOFF, MAX_POLL_SECONDS)
             with self._changed:
-                self._changed.wait(interval)
+                self._changed.wait_for(lambda: self._poked, interval)
+                if self._poked:
+                    self._poked, interval = False, MIN_POLL_SECONDS
 
     def _open(self, key: str) -> bool:
         return not _has_ended(self._states.get(key)) and key not in self._errors

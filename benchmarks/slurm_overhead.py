@@ -166,6 +166,8 @@ def main() -> None:
         concurrent = _runner_concurrent(cluster, scratch, args.jobs)
         bare_concurrent = _bare_concurrent(cluster, args.jobs)
     result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": os.getloadavg(),
         "accounting": args.accounting,
         "rounds": args.rounds,
         "trivial": {"runner": runner, "bare": bare, "runner_local": local},

@@ -115,6 +115,36 @@ def submit_once(script: Path, name: str, comment: str, *, look_first: bool = Tru
     raise AssertionError("unreachable")
 
 
+def check_container_runtime() -> None:
+    """``container`` needs the site's OCI runtime (``oci.conf`` beside ``slurm.conf``): without
+    it, Slurm 22.05 accepts ``--container`` and runs the job on the host, in no container."""
+    conf = Path(os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf")
+    if not (conf.parent / "oci.conf").is_file():
+        raise BackendError(
+            f"slurm config key 'container' needs the cluster's container runtime, and there is "
+            f"no oci.conf beside {conf}: Slurm would run the job outside any container",
+            hint="drop 'container' to run the environment from the shared filesystem, or ask "
+            "the cluster's admins to configure Slurm's OCI runtime (oci.conf)",
+        )
+
+
+def _unrecorded_jobs(refs: Sequence[RunRef]) -> dict[str, JobRecord]:
+    """Runs whose launching process died between sbatch and keeping the job id: their jobs,
+    found by comment in one squeue call, are recorded now so they are not called lost."""
+    if not refs:
+        return {}
+    found = client.jobs_by_comment({job_comment(ref.run_id) for ref in refs})
+    records = {}
+    for ref in refs:
+        job_id = found.get(job_comment(ref.run_id))
+        if job_id is not None:
+            shared = shared_root()
+            root = shared / "slurm" / ref.run_id if shared else ref.artifacts_dir / "slurm"
+            records[ref.run_id] = JobRecord(job_id, str(root), job_name(ref.run_id))
+            records[ref.run_id].save(ref.artifacts_dir)
+    return records
+
+
 class SlurmBackend(BaseBackend):
     """Runs the entry point as a Slurm batch job; jobs survive their runner process."""
 
@@ -131,6 +161,8 @@ class SlurmBackend(BaseBackend):
         """Refuse before a run exists: extra_args off the allowlist, or no controller."""
         check_config(config)
         client.slurm(["scontrol", "ping"], timeout=30)
+        if "container" in config:
+            check_container_runtime()
 
     def launch(self, prepared: Prepared) -> SlurmRunHandle:
         request = prepared.request
@@ -187,6 +219,7 @@ class SlurmBackend(BaseBackend):
         """What Slurm says of runs whose runner died: one question for all of them. A job
         still queued or running keeps its run live; Slurm not answering decides nothing."""
         records = {ref.run_id: JobRecord.load(ref.artifacts_dir) for ref in refs}
+        records.update(_unrecorded_jobs([ref for ref in refs if records[ref.run_id] is None]))
         files = {r.job_id: JobFiles(Path(r.root)) for r in records.values() if r is not None}
         states = job_states(files)
         verdicts: dict[str, Verdict] = {}

@@ -70,6 +70,16 @@ def find_job(name: str, comment: str) -> str | None:
     return None
 
 
+def jobs_by_comment(comments: Collection[str]) -> dict[str, str]:
+    """comment → job id of the plain jobs Slurm still knows with one of ``comments``."""
+    out = slurm(["squeue", "--json", "--states=all"])
+    return {
+        str(job["comment"]): str(job["job_id"])
+        for job in _json_jobs(out)
+        if job.get("comment") in comments and not job.get("array_job_id")
+    }
+
+
 def live_states(job_ids: Collection[str]) -> dict[str, JobState]:
     """One ``squeue --json`` for all of ``job_ids`` (their arrays' tasks included)."""
     bases = sorted({key.split("_")[0] for key in job_ids}, key=int)

@@ -104,23 +104,31 @@ def test_reconcile_asks_once_for_all_runs(
     backend = SlurmBackend()
     done = _request(project, runner_home, "exit 5", {})
     running = _request(project, runner_home, "sleep 60", {})
+    unkept = _request(project, runner_home, "sleep 60", {})  # its job id was never kept
     never = _request(project, runner_home, "true", {})  # recorded, never submitted
     first = backend.launch(Prepared(done))
     second = backend.launch(Prepared(running))
+    third = backend.launch(Prepared(unkept))
+    (unkept.artifacts_dir / "slurm-job.json").unlink()  # type: ignore[operator]
     first.wait(timeout=120)
     refs = [
         RunRef(r.run_id, RunStatus.RUNNING, {}, r.artifacts_dir)  # type: ignore[arg-type]
-        for r in (done, running, never)
+        for r in (done, running, unkept, never)
     ]
     before = client.CALLS["squeue"]
     verdicts = backend.reconcile(refs)
-    assert client.CALLS["squeue"] - before == 1
-    assert verdicts[done.run_id] is not None and verdicts[done.run_id].exit_code == 5  # type: ignore[union-attr]
-    assert verdicts[running.run_id] is not None
-    assert verdicts[running.run_id].status is RunStatus.RUNNING  # type: ignore[union-attr]
+    # one call finds the jobs of runs without a kept id, one asks about every job
+    assert client.CALLS["squeue"] - before == 2
+    assert verdicts[done.run_id] == ExitInfo(
+        RunStatus.FAILED, 5, f"Slurm job {first.job_id} FAILED: entry point exited with code 5"
+    )
+    assert verdicts[running.run_id] == ExitInfo(RunStatus.RUNNING)
+    assert verdicts[unkept.run_id] == ExitInfo(RunStatus.RUNNING)  # found by its comment
+    assert (unkept.artifacts_dir / "slurm-job.json").exists()  # type: ignore[operator]
     assert verdicts[never.run_id] is None  # LOST: there is no job to ask about
-    second.cancel(grace=5)
-    assert second.wait(timeout=60).status is RunStatus.KILLED
+    for handle in (second, third):
+        handle.cancel(grace=5)
+        assert handle.wait(timeout=60).status is RunStatus.KILLED
 
 
 def test_ended_jobs_are_read_from_sacct_or_from_scontrol_without_accounting(

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -297,3 +298,47 @@ def test_a_pending_job_shows_its_reason_and_cancels_to_killed(
     assert _show(run_id)["status"] == "KILLED"
     assert slurm.job_field(job_id, "JobState") == "CANCELLED"
     assert not _output(runner_home, run_id)  # it never started
+
+
+def test_no_slurm_commands_refuses_the_run_before_it_exists(tmp_path: Path) -> None:
+    project = _project(tmp_path / "p", "echo never")
+    python_only = str(Path(sys.executable).parent)  # no scontrol, sbatch... there
+    result = run_cli(
+        "run", str(project), "-b", "slurm", "--env-manager", "local", env={"PATH": python_only}
+    )
+    assert result.returncode != 0
+    assert "scontrol not found: the slurm backend needs Slurm's client commands on PATH" in (
+        result.stderr
+    )
+    assert "install them (Debian: slurm-client)" in result.stderr
+    assert run_cli("runs", "list", "--json").stdout.strip() == "[]"
+
+
+def test_a_controller_that_does_not_answer_refuses_the_run(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "slurm.conf"
+    port = next(
+        line for line in slurm.conf.read_text().splitlines() if line.startswith("SlurmctldPort=")
+    )
+    elsewhere.write_text(slurm.conf.read_text().replace(port, "SlurmctldPort=9"))
+    project = _project(tmp_path / "p", "echo never")
+    result = run_cli(
+        "run", str(project), "-b", "slurm", "--env-manager", "local",
+        env={"SLURM_CONF": str(elsewhere)},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "error: scontrol failed: Slurmctld(primary) at " in result.stderr
+    assert " is DOWN" in result.stderr
+    assert run_cli("runs", "list", "--json").stdout.strip() == "[]"
+
+
+def test_container_without_the_sites_runtime_is_refused(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo never")
+    code, _, err = _run(project, '{"container": "/shared/images/train.oci"}')
+    assert code != 0
+    assert "slurm config key 'container' needs the cluster's container runtime" in err
+    assert f"no oci.conf beside {slurm.conf}" in err
+    assert run_cli("runs", "list", "--json").stdout.strip() == "[]"

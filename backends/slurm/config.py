@@ -77,7 +77,6 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         "requeue": {"type": "boolean"},
         "extra_args": {"type": "array", "items": {"type": "string"}, "maxItems": 64},
         "container": {**_STRING, "maxLength": 1000},
-        "poll_seconds": {"type": "number", "minimum": 0.05, "maximum": 600},
     },
 }
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import RUNNER, record, run_cli, write_project
 from tests.slurm_cluster import SlurmCluster
 
@@ -342,3 +344,40 @@ def test_container_without_the_sites_runtime_is_refused(
     assert "slurm config key 'container' needs the cluster's container runtime" in err
     assert f"no oci.conf beside {slurm.conf}" in err
     assert run_cli("runs", "list", "--json").stdout.strip() == "[]"
+
+
+def test_a_shared_dir_of_its_own_holds_the_job_files_and_the_journal(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("RUNNER_SLURM_SHARED_DIR", str(shared))
+    project = _project(tmp_path / "p", "python train.py {alpha}")
+    code, out, err = _run(project, "{}", "-P", "alpha=0.9")
+    assert code == 0, err
+    assert "training with alpha=0.9" in out
+    run_id = str(_latest_run()["run_id"])
+    assert _show(run_id)["metrics"]["alpha_seen"] == 0.9  # the journal on the shared path
+    job_dir = shared / "slurm" / run_id
+    assert (job_dir / "attempt-0.out").read_text() == "training with alpha=0.9\n"
+    assert (job_dir / "artifacts" / "tracking.jsonl").exists()
+    kept = _artifacts(runner_home, run_id) / "slurm"  # and a copy with the run's artifacts
+    assert (kept / "job.sh").read_text() == (job_dir / "job.sh").read_text()
+    assert (kept / "attempt-0.out").read_text() == "training with alpha=0.9\n"
+
+
+def test_the_sample_project_runs_in_its_python_env_on_the_cluster(
+    slurm: SlurmCluster, config_file: Path, runner_home: Path
+) -> None:
+    sample = Path(__file__).parents[3] / "sample_projects" / "linear_regression"
+    config_file.write_text("partition: debug\ntime: 10\ncpus: 1\n")
+    result = run_cli(
+        "run", str(sample), "-b", "slurm", "-c", str(config_file), "-P", "alpha=0.3",
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "rmse=" in result.stdout and "alpha=0.3" in result.stdout
+    run = _latest_run()
+    assert (run["status"], run["exit_code"]) == ("FINISHED", 0)
+    prefix = str(_show(str(run["run_id"]))["environment"]["prefix"])  # type: ignore[index]
+    script = (_artifacts(runner_home, str(run["run_id"])) / "slurm" / "job.sh").read_text()
+    assert f"[ -e {prefix} ] || runner_unshared" in script  # the node checks it sees the env

@@ -53,10 +53,16 @@ def _artifacts(request: LaunchRequest) -> Path:
     return request.artifacts_dir
 
 
-def job_files(request: LaunchRequest) -> JobFiles:
-    """Where the run's job keeps its files: on the shared path, created here."""
+def job_root(run_id: str, artifacts: Path) -> Path:
+    """Where a run's job keeps its files: the shared path's ``slurm/<run id>``, or the run's
+    own artifacts when RUNNER_HOME is what the nodes share."""
     shared = shared_root()
-    root = shared / "slurm" / request.run_id if shared else _artifacts(request) / "slurm"
+    return shared / "slurm" / run_id if shared else artifacts / "slurm"
+
+
+def job_files(request: LaunchRequest) -> JobFiles:
+    """The run's job files, their folder created here."""
+    root = job_root(request.run_id, _artifacts(request))
     root.mkdir(parents=True, exist_ok=True)
     for path in (root, request.work_dir):
         if not _PLAIN_PATH.match(str(path)):
@@ -138,8 +144,7 @@ def _unrecorded_jobs(refs: Sequence[RunRef]) -> dict[str, JobRecord]:
     for ref in refs:
         job_id = found.get(job_comment(ref.run_id))
         if job_id is not None:
-            shared = shared_root()
-            root = shared / "slurm" / ref.run_id if shared else ref.artifacts_dir / "slurm"
+            root = job_root(ref.run_id, ref.artifacts_dir)
             records[ref.run_id] = JobRecord(job_id, str(root), job_name(ref.run_id))
             records[ref.run_id].save(ref.artifacts_dir)
     return records

@@ -268,8 +268,9 @@ def test_requeue_after_a_node_failure_keeps_both_attempts_logs(
     job_id = _job(runner_home, run_id)["job_id"]
     slurm.run("scontrol", "requeue", job_id)  # what Slurm does when the node fails
     # a requeued job waits ~2 minutes (BeginTime) before it may start again: skip the wait
-    _wait_for(lambda: slurm.job_field(job_id, "JobState") == "PENDING", "the job to requeue")
-    slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+    _wait_for(lambda: slurm.job_field(job_id, "Restarts") == "1", "the job to requeue")
+    # refused (and not needed) if the second attempt has started already
+    slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now", check=False)
     out, err = runner.communicate(timeout=240)
     assert runner.returncode == 0, err
     assert "attempt 0" in out and "attempt 1" in out and "finished" in out
@@ -381,3 +382,40 @@ def test_the_sample_project_runs_in_its_python_env_on_the_cluster(
     prefix = str(_show(str(run["run_id"]))["environment"]["prefix"])  # type: ignore[index]
     script = (_artifacts(runner_home, str(run["run_id"])) / "slurm" / "job.sh").read_text()
     assert f"[ -e {prefix} ] || runner_unshared" in script  # the node checks it sees the env
+
+
+def test_ctrl_c_cancels_the_job(slurm: SlurmCluster, tmp_path: Path, runner_home: Path) -> None:
+    project = _project(tmp_path / "p", "echo started; sleep 300")
+    runner = subprocess.Popen(
+        [*RUNNER, "run", str(project), "-b", "slurm", "--env-manager", "local"],
+        text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    run_id = _wait_run_id(runner_home)
+    _wait_for(lambda: "started" in _output(runner_home, run_id), "the job to start")
+    job_id = _job(runner_home, run_id)["job_id"]
+    os.killpg(runner.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode != 0
+    shown = _show(run_id)
+    assert shown["status"] == "KILLED", (shown, err)
+    assert "interrupted (Ctrl-C)" in str(shown["failure_reason"])
+    assert slurm.job_field(job_id, "JobState") == "CANCELLED"
+    _wait_for(lambda: slurm.jobs() == [], "no job left")
+
+
+def test_a_node_failure_without_requeue_fails_the_run(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    run_id = _detach(_project(tmp_path / "p", "echo started; sleep 300"), "{}")
+    _wait_for(lambda: "started" in _output(runner_home, run_id), "the job to start")
+    job_id = _job(runner_home, run_id)["job_id"]
+    try:
+        slurm.run("scontrol", "update", "nodename=localhost", "state=down", "reason=test")
+        _wait_for(lambda: _show(run_id)["status"] == "FAILED", "the run to fail")
+    finally:
+        # ReturnToService=2 may have brought the node back already: resume is then refused
+        slurm.run("scontrol", "update", "nodename=localhost", "state=resume", check=False)
+        _wait_for(lambda: slurm.run("sinfo", "-h", "-o", "%T").strip() == "idle", "the node")
+    shown = _show(run_id)
+    assert f"Slurm job {job_id} NODE_FAIL" in str(shown["failure_reason"]), shown

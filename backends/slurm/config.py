@@ -10,8 +10,10 @@ from runner.errors import BackendError
 
 # What may appear in a value that becomes an #SBATCH line: no spaces, quotes or newlines,
 # so a value can never end its directive and start a line of the script
-SAFE_VALUE = r"^[A-Za-z0-9_.,:=@%/+\-\[\]]*$"
-_SAFE = re.compile(SAFE_VALUE)
+SAFE_CHARS = r"[A-Za-z0-9_.,:=@%/+\-\[\]]*"
+SAFE_VALUE = f"^{SAFE_CHARS}$"
+# fullmatch, not the schema's pattern: Python's ``$`` also matches before a final newline
+_SAFE = re.compile(SAFE_CHARS)
 # Slurm's own formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 TIME_PATTERN = r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$"
 
@@ -119,7 +121,7 @@ def _checked_extra(item: str) -> str:
             f"slurm extra_args: {item!r} is not an allowed sbatch option",
             hint=f"allowed: {allowed} (as --name=value); set resources with the config keys",
         )
-    if not _SAFE.match(value):
+    if not _SAFE.fullmatch(value):
         raise BackendError(
             f"slurm extra_args: the value of {name} may hold only letters, digits and "
             "_ . , : = @ % / + - [ ]",
@@ -128,7 +130,11 @@ def _checked_extra(item: str) -> str:
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    """What the schema cannot say: extra_args are from the allowlist; gpus xor gres."""
+    """What the schema cannot say: no value holds a line break (each becomes an #SBATCH
+    line), extra_args are from the allowlist, and gpus xor gres."""
+    for key, value in config.items():
+        if isinstance(value, str) and any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise BackendError(f"slurm config: {key} holds a line break or control character")
     checked_extra_args(config.get("extra_args", ()))
     if config.get("gpus") and "gres" in config:
         raise BackendError("slurm config: set either gpus or gres, not both")

@@ -182,7 +182,7 @@ class SlurmBackend(BaseBackend):
         _write_script(task.files.script, render_job(task, name, sbatch_options(request.config)))
         comment = job_comment(request.run_id)
         job_id = submit_once(task.files.script, name, comment, look_first=tried_before)
-        record = JobRecord(job_id, str(task.files.root), name)
+        record = JobRecord(job_id, str(task.files.root), name, bool(request.config.get("requeue")))
         record.save(artifacts)
         return SlurmRunHandle(record, artifacts)
 
@@ -209,7 +209,8 @@ class SlurmBackend(BaseBackend):
         handles = []
         for index, (request, task) in enumerate(zip(requests, tasks, strict=True)):
             _write_script(task.files.script, text)  # each run keeps the script that ran it
-            record = JobRecord(f"{array_id}_{index}", str(task.files.root), name)
+            requeue = bool(config.get("requeue"))
+            record = JobRecord(f"{array_id}_{index}", str(task.files.root), name, requeue)
             record.save(_artifacts(request))
             handles.append(SlurmRunHandle(record, _artifacts(request)))
         return handles

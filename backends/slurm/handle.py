@@ -31,6 +31,7 @@ class JobRecord:
     job_id: str  # ``123``, or ``123_4`` for an array's task
     root: str  # the job's files on the shared path
     name: str
+    requeue: bool = False  # Slurm may start it again after a failed attempt
 
     def save(self, artifacts: Path) -> None:
         tmp = artifacts / f".{RECORD_FILE}.tmp"
@@ -41,7 +42,8 @@ class JobRecord:
     def load(cls, artifacts: Path) -> JobRecord | None:
         try:
             data = json.loads((artifacts / RECORD_FILE).read_text())
-            return cls(str(data["job_id"]), str(data["root"]), str(data["name"]))
+            requeue = bool(data.get("requeue", False))
+            return cls(str(data["job_id"]), str(data["root"]), str(data["name"]), requeue)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -91,7 +93,7 @@ class SlurmRunHandle:
         self.record, self.artifacts = record, artifacts
         self.files = JobFiles(Path(record.root))
         self._watch = watch or watcher()
-        self._watch.follow(record.job_id, self.files)
+        self._watch.follow(record.job_id, self.files, confirm_end=record.requeue)
         self._cancelled = threading.Event()
         self._poked_attempts: set[int] = set()
 

@@ -35,28 +35,37 @@ def job_states(files_of: Mapping[str, JobFiles]) -> dict[str, JobState]:
 def _final_states(
     keys: list[str], files_of: Mapping[str, JobFiles], live: Mapping[str, JobState]
 ) -> dict[str, JobState]:
+    """Jobs squeue reports ended, or does not list: sacct's word on an ended job when
+    accounting is on (slurmdbd may lag: squeue's own end then), else slurmctld's; the
+    script's exit-status file only when no part of Slurm knows the job any more."""
     accounted = client.accounted_states(keys) if client.accounting_enabled() else {}
-    pending = [key for key in keys if not _has_ended(accounted.get(key))]
-    # slurmdbd may lag a moment behind slurmctld, and without accounting only it knows
-    controller = client.controller_states() if pending else {}
-    found = {key: state for key, state in accounted.items() if key in keys and state.ended}
-    for key in pending:
-        state = _first_ended(live.get(key), controller.get(key))
+    # squeue did not list it (or sacct has no end yet): ask slurmctld itself too
+    undecided = [k for k in keys if k not in live or not _has_ended(accounted.get(k))]
+    controller = client.controller_states() if undecided else {}
+    found: dict[str, JobState] = {}
+    for key in keys:
+        state = _decided(live.get(key), accounted.get(key), controller.get(key))
         state = state or _from_exit_file(key, files_of[key])
         if state is not None:
             found[key] = state
     return found
 
 
+def _decided(
+    live: JobState | None, accounted: JobState | None, controller: JobState | None
+) -> JobState | None:
+    """slurmctld (squeue, scontrol) is current and slurmdbd may lag: a job slurmctld still
+    runs or queues (requeued, say) is not over; else sacct's end, else slurmctld's."""
+    for current in (live, controller):
+        if current is not None and not current.ended:
+            return current
+    if accounted is not None and accounted.ended:
+        return accounted
+    return next((state for state in (live, controller) if state is not None), accounted)
+
+
 def _has_ended(state: JobState | None) -> bool:
     return state is not None and state.ended
-
-
-def _first_ended(*states: JobState | None) -> JobState | None:
-    for state in states:
-        if state is not None and state.ended:
-            return state
-    return None
 
 
 def _from_exit_file(key: str, files: JobFiles) -> JobState | None:
@@ -77,11 +86,18 @@ class Watcher:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._poked = False
+        self._confirm: set[str] = set()
+        self._tentative: dict[str, JobState] = {}
         self.polls = 0
 
-    def follow(self, key: str, files: JobFiles) -> None:
+    def follow(self, key: str, files: JobFiles, *, confirm_end: bool = False) -> None:
+        """Watch ``key``; with ``confirm_end`` (a job Slurm may requeue) an end counts only
+        when the next poll still reports it: slurmctld can show a failed attempt's state for
+        a moment before it requeues the job."""
         with self._changed:
             self._files[key] = files
+            if confirm_end:
+                self._confirm.add(key)
             self._changed.notify_all()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="slurm-watch", daemon=True)
@@ -137,10 +153,22 @@ class Watcher:
             states, error = {}, exc.message
         with self._changed:
             changed = any(self._states.get(k) != s for k, s in states.items())
-            self._states.update(states)
+            self._states.update(self._confirmed(states))
             self._note_missing(watched, states, error)
             self._changed.notify_all()
         return changed
+
+    def _confirmed(self, states: Mapping[str, JobState]) -> dict[str, JobState]:
+        """The states to publish: an end of a job in ``_confirm`` waits for a second poll."""
+        published = {}
+        for key, state in states.items():
+            if key in self._confirm and state.ended and self._tentative.get(key) != state:
+                self._tentative[key] = state
+                self._poked = True  # ask again right away rather than after the backoff
+                continue
+            self._tentative.pop(key, None)
+            published[key] = state
+        return published
 
     def _note_missing(
         self, watched: Iterable[str], states: Mapping[str, JobState], error: str | None

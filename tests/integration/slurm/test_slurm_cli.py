@@ -268,9 +268,10 @@ def test_requeue_after_a_node_failure_keeps_both_attempts_logs(
     job_id = _job(runner_home, run_id)["job_id"]
     slurm.run("scontrol", "requeue", job_id)  # what Slurm does when the node fails
     # a requeued job waits ~2 minutes (BeginTime) before it may start again: skip the wait
-    _wait_for(lambda: slurm.job_field(job_id, "Restarts") == "1", "the job to requeue")
-    # refused (and not needed) if the second attempt has started already
-    slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now", check=False)
+    # only once it is PENDING again: an update while the first attempt is still COMPLETING
+    # can fail the job
+    _wait_for(lambda: slurm.job_field(job_id, "JobState") == "PENDING", "the job to requeue")
+    slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
     out, err = runner.communicate(timeout=240)
     assert runner.returncode == 0, err
     assert "attempt 0" in out and "attempt 1" in out and "finished" in out

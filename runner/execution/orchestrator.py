@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from runner.backend import Backend
     from runner.envs import PreparedEnv
     from runner.project.records import ProjectSpec
-    from runner.store import Store
+    from runner.store import NewRun, Store
 
 LogSink = Callable[[LogChunk], None]
 Progress = Callable[[str], None]
@@ -46,33 +46,37 @@ SOURCE_WARNING_TAG = "runner.source_warning"
 FINISH_RETRY_SECONDS = (0.05, 0.25, 1.0)  # pauses between attempts at the final write
 
 
-def submit(plan: Plan, store: Store) -> str:
+def submit(plan: Plan, store: Store, tags: Mapping[str, str] | None = None) -> str:
     """Create the run record (SCHEDULED) and keep the plan and diff as artifacts."""
-    from runner.store import NewRun
-
-    run_id = store.create_run(
-        NewRun(
-            experiment=plan.experiment,
-            entry_point=plan.entry_point,
-            command=plan.recorded_command,
-            backend=plan.backend,
-            parameters=plan.parameters,
-            source=plan.source,
-            environment={"manager": plan.env_manager},
-            run_name=plan.run_name,
-            tags={SOURCE_WARNING_TAG: "; ".join(plan.warnings)} if plan.warnings else {},
-            parent_run_id=plan.parent_run_id,
-            runner_pid=os.getpid(),
-            runner_host=socket.gethostname(),
-            runner_start=process_start_time(os.getpid()),
-        )
-    )
+    run_id = store.create_run(new_run_of(plan, tags or {}))
     artifacts = run_artifacts_dir(run_id)
     artifacts.mkdir(parents=True, exist_ok=True)
     (artifacts / "plan.json").write_text(plan.to_json())
     if plan.diff:
         (artifacts / "git-diff.patch").write_bytes(plan.diff)
     return run_id
+
+
+def new_run_of(plan: Plan, tags: Mapping[str, str]) -> NewRun:
+    """The record a run of ``plan`` starts with, owned by this process, ``tags`` added."""
+    from runner.store import NewRun
+
+    warnings = {SOURCE_WARNING_TAG: "; ".join(plan.warnings)} if plan.warnings else {}
+    return NewRun(
+        experiment=plan.experiment,
+        entry_point=plan.entry_point,
+        command=plan.recorded_command,
+        backend=plan.backend,
+        parameters=plan.parameters,
+        source=plan.source,
+        environment={"manager": plan.env_manager},
+        run_name=plan.run_name,
+        tags={**warnings, **tags},
+        parent_run_id=plan.parent_run_id,
+        runner_pid=os.getpid(),
+        runner_host=socket.gethostname(),
+        runner_start=process_start_time(os.getpid()),
+    )
 
 
 def execute(run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress) -> ExitInfo:

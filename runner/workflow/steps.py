@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.execution.plan import DEFAULT_EXPERIMENT, Plan, RunRequest
-from runner.home import run_artifacts_dir
 from runner.status import RunStatus
 
 if TYPE_CHECKING:
@@ -141,47 +138,19 @@ class Planner:
 
 def submit_step(store: Store, plan: Plan, tags: Mapping[str, str]) -> str:
     """The step's run (SCHEDULED, owned by this process until its supervisor takes it)."""
+    from runner.execution.orchestrator import submit
 
-    run_id = store.create_run(_new_run(plan, tags))
-    _keep_plan(run_id, plan)
-    return run_id
+    return submit(plan, store, tags)
 
 
 def record_reused(store: Store, plan: Plan, tags: Mapping[str, str]) -> str:
     """A step run that reuses an earlier FINISHED one: recorded FINISHED at once (its plan
     and artifacts are those of the run it reuses)."""
-    run_id = store.create_run(_new_run(plan, tags))
+    from runner.execution.orchestrator import new_run_of
+
+    run_id = store.create_run(new_run_of(plan, tags))
     store.finish_run(run_id, RunStatus.FINISHED, 0, None)
     return run_id
-
-
-def _new_run(plan: Plan, tags: Mapping[str, str]) -> Any:
-    from runner.procinfo import process_start_time
-    from runner.store import NewRun
-
-    return NewRun(
-        experiment=plan.experiment,
-        entry_point=plan.entry_point,
-        command=plan.recorded_command,
-        backend=plan.backend,
-        parameters=plan.parameters,
-        source=plan.source,
-        environment={"manager": plan.env_manager},
-        run_name=plan.run_name,
-        tags=dict(tags),
-        parent_run_id=plan.parent_run_id,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
-        runner_start=process_start_time(os.getpid()),
-    )
-
-
-def _keep_plan(run_id: str, plan: Plan) -> None:
-    artifacts = run_artifacts_dir(run_id)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "plan.json").write_text(plan.to_json())
-    if plan.diff:
-        (artifacts / "git-diff.patch").write_bytes(plan.diff)
 
 
 def remove_copies(plan: Plan) -> None:

@@ -10,6 +10,7 @@ change and backing off to ``MAX_POLL_SECONDS`` while they do not.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 
 from backends.slurm import client
@@ -19,6 +20,10 @@ from runner.errors import BackendError
 
 MIN_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 2.0
+# How long the end of a job that may be requeued must persist before it counts: while slurmctld
+# requeues a job, squeue/sacct can report the killed attempt FAILED for a second or more (and
+# the attempt's exit-status file pokes an immediate poll, so "the next poll" is not enough).
+CONFIRM_SECONDS = 3.0
 BACKOFF = 1.5
 
 
@@ -87,13 +92,13 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._poked = False
         self._confirm: set[str] = set()
-        self._tentative: dict[str, JobState] = {}
+        self._tentative: dict[str, tuple[JobState, float]] = {}  # an end, when first seen
         self.polls = 0
 
     def follow(self, key: str, files: JobFiles, *, confirm_end: bool = False) -> None:
         """Watch ``key``; with ``confirm_end`` (a job Slurm may requeue) an end counts only
-        when the next poll still reports it: slurmctld can show a failed attempt's state for
-        a moment before it requeues the job."""
+        once polls have reported it for ``CONFIRM_SECONDS``: slurmctld can show a failed
+        attempt's state for a moment before it requeues the job."""
         with self._changed:
             self._files[key] = files
             if confirm_end:
@@ -159,13 +164,18 @@ class Watcher:
         return changed
 
     def _confirmed(self, states: Mapping[str, JobState]) -> dict[str, JobState]:
-        """The states to publish: an end of a job in ``_confirm`` waits for a second poll."""
+        """The states to publish: an end of a job in ``_confirm`` waits until it has lasted
+        ``CONFIRM_SECONDS`` (polls go on at the fast interval meanwhile: nothing is published)."""
         published = {}
+        now = time.monotonic()
         for key, state in states.items():
-            if key in self._confirm and state.ended and self._tentative.get(key) != state:
-                self._tentative[key] = state
-                self._poked = True  # ask again right away rather than after the backoff
-                continue
+            if key in self._confirm and state.ended:
+                seen, since = self._tentative.get(key, (None, now))
+                if seen != state:
+                    self._tentative[key] = (state, now)
+                    continue
+                if now - since < CONFIRM_SECONDS:
+                    continue
             self._tentative.pop(key, None)
             published[key] = state
         return published

@@ -93,6 +93,8 @@ def run_query(body: dict[str, Any]) -> RunQuery:
         order="newest" if order == "newest" else "oldest",
         limit=integer(body.get("limit", 100), "limit", low=0, high=MAX_PAGE),
         page_token=optional(body, "page_token", str),
+        sort=optional(body, "sort", str),
+        ascending=bool(optional(body, "ascending", bool)),
     )
 
 

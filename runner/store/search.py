@@ -47,7 +47,7 @@ def check_query(query: RunQuery) -> None:
             raise StoreError(f"metric filter {key!r}: unknown comparison {op!r}")
     if query.limit < 0:
         raise StoreError(f"the run limit must be zero or more, not {query.limit}")
-    if query.sort is not None:
+    if query.sort not in (None, "start"):
         sorting.sort_value(query.sort)  # refuses an unknown column
 
 

@@ -59,8 +59,8 @@ def sorted_page(
     """One page of the runs ``where`` matches, ordered by ``column``, after the run ``token``."""
     value = sort_value(column)
     inner = (
-        f"SELECT {', '.join(statements.RECORD_COLUMNS)}, {{tiebreak}}, {value.sql} AS sort_value"
-        f" FROM runs{where.where()}"
+        f"SELECT {', '.join(statements.RECORD_COLUMNS)}, {{tiebreak}} AS tiebreak,"
+        f" {value.sql} AS sort_value FROM runs{where.where()}"
     )
     params = (*value.params, *where.params)
     after = _after(session, value, ascending, token)

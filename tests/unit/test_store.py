@@ -836,6 +836,8 @@ def test_search_sorts_by_run_columns(store: Store) -> None:
     assert [run.run_id for run in by_end.runs] == [second, first]  # no end yet: last
     by_status = store.search_runs(RunQuery(sort="status"))  # type: ignore[attr-defined]
     assert [run.status for run in by_status.runs] == [RunStatus.SCHEDULED, RunStatus.FINISHED]
+    by_start = store.search_runs(RunQuery(sort="start", ascending=True))  # type: ignore[attr-defined]
+    assert [run.run_id for run in by_start.runs] == [first, second]
 
 
 def test_search_refuses_an_unknown_sort_column(store: Store) -> None:

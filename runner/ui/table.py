@@ -11,8 +11,8 @@ from runner.store.core import SqlRunStore
 from runner.store.search import RunQuery
 
 MAX_COLUMNS = 8  # parameter and metric columns each; more do not fit a screen
-# The table's columns as the store's search orders them ("start" and "experiment" are its own).
-STORE_COLUMNS = {"start": "start", "name": "name", "status": "status", "duration": "duration"}
+# The table's sortable columns besides params.K, metrics.K and tags.K; the store orders them all.
+PLAIN_COLUMNS = ("start", "name", "status", "duration", "experiment")
 
 
 class TableRequest(NamedTuple):
@@ -37,9 +37,7 @@ class Table(NamedTuple):
 
 def load_table(store: SqlRunStore, request: TableRequest) -> Table:
     """The page ``request`` asks for, ordered in SQL by any column over all matching runs."""
-    column = STORE_COLUMNS.get(request.sort, request.sort)
-    if column != "experiment" and not column.startswith(("params.", "metrics.", "tags.")):
-        column = "start"  # an unknown column falls back to the default order
+    column = request.sort if _sortable(request.sort) else "start"  # else the default order
     ordered = dataclasses.replace(request.query, sort=column, ascending=not request.descending)
     page = store.search_runs(ordered)
     return Table(
@@ -50,6 +48,11 @@ def load_table(store: SqlRunStore, request: TableRequest) -> Table:
         capped=page.capped,
         next_token=page.next_token,
     )
+
+
+def _sortable(column: str) -> bool:
+    kind, dot, key = column.partition(".")
+    return column in PLAIN_COLUMNS or bool(dot and key and kind in ("params", "metrics", "tags"))
 
 
 def _keys(mappings: Any) -> list[str]:

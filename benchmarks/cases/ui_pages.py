@@ -169,7 +169,7 @@ CASES = [
     ),
     _case(
         "ui-runs-table-10k-sorted",
-        "/ui/runs sorted by a metric (reads the newest 2,000 matching runs)",
+        "/ui/runs sorted by a metric (ordered in SQL over all matching runs)",
         lambda ctx: "/ui/runs?sort=metrics.loss&dir=asc",
     ),
     _case(

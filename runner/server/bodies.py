@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.errors import StoreError
 from runner.server.http import (
     BadRequest,
     each,
@@ -14,7 +15,7 @@ from runner.server.http import (
     string_map,
     typed,
 )
-from runner.store import Metric, NewRun
+from runner.store import Metric, NewRun, sorting
 from runner.store.keyed import MAX_KEY as MAX_WRITE_KEY
 from runner.store.keyed import Batch
 from runner.store.records import MAX_KEY, now_ms
@@ -80,10 +81,17 @@ def batch(body: dict[str, Any]) -> Batch:
 
 
 def run_query(body: dict[str, Any]) -> RunQuery:
-    """``POST /api/runs/search``: filters, order, limit, page token."""
+    """``POST /api/runs/search``: filters, order (or a ``sort`` column, ``ascending``), limit,
+    page token."""
     order = optional(body, "order", str) or "newest"
     if order not in ("newest", "oldest"):
         raise BadRequest("order", "must be newest or oldest")
+    sort = optional(body, "sort", str)
+    if sort not in (None, "start"):
+        try:
+            sorting.sort_value(sort)
+        except StoreError as exc:
+            raise BadRequest("sort", exc.message) from None
     return RunQuery(
         experiment=optional(body, "experiment", str),
         status=optional(body, "status", str),
@@ -93,6 +101,8 @@ def run_query(body: dict[str, Any]) -> RunQuery:
         order="newest" if order == "newest" else "oldest",
         limit=integer(body.get("limit", 100), "limit", low=0, high=MAX_PAGE),
         page_token=optional(body, "page_token", str),
+        sort=sort,
+        ascending=bool(optional(body, "ascending", bool)),
     )
 
 

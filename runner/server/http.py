@@ -141,7 +141,13 @@ def each(items: list[Any], label: str, parse: Callable[[Any, str], T]) -> list[T
 
 
 def _article(kind: type) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", dict: "an object"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        dict: "an object",
+        bool: "a boolean",
+    }
     return names.get(kind, "a list" if kind is list else kind.__name__)
 
 

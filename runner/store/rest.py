@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunNotFound, StoreError
 from runner.status import RunStatus
@@ -26,6 +26,9 @@ from runner.store import (
     RunRecord,
     records,
 )
+
+if TYPE_CHECKING:
+    from runner.store.search import RunQuery
 
 TOKEN_VARIABLE = "RUNNER_TRACKING_TOKEN"
 TIMEOUT = 30.0
@@ -165,6 +168,23 @@ class RestStore:
             records.parse_status(status)
         query = {"experiment": experiment, "status": status, "limit": limit}
         return run_page(self._get("/api/runs", {**query, "page_token": page_token}))
+
+    def search_runs(self, query: RunQuery) -> RunPage:
+        """``POST /api/runs/search``: the server runs the same search as a local store."""
+        body = {
+            "experiment": query.experiment,
+            "status": query.status,
+            "params": dict(query.params),
+            "tags": dict(query.tags),
+            "metrics": [{"key": k, "op": op, "value": v} for k, op, v in query.metrics],
+            "order": query.order,
+            "limit": query.limit,
+            "page_token": query.page_token,
+            "sort": query.sort,
+            "ascending": query.ascending,
+        }
+        present = {name: value for name, value in body.items() if value is not None}
+        return run_page(self._post("/api/runs/search", present))
 
     def iter_runs(
         self, experiment: str | None = None, status: str | None = None

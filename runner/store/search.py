@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from runner.errors import StoreError
-from runner.store import RunPage, statements
+from runner.store import RunPage, sorting, statements
 from runner.store.database import Session
 from runner.store.listing import Filter, check_filter, more_after, records, run_filter, token_cursor
 
@@ -28,6 +29,10 @@ class RunQuery:
     order: Literal["newest", "oldest"] = "newest"
     limit: int = 100
     page_token: str | None = None
+    # A column to order by instead of the start time (see ``sorting.SORT_COLUMNS``, or
+    # ``params.K``, ``metrics.K``, ``tags.K``); runs without a value come last either way.
+    sort: str | None = None
+    ascending: bool = False
 
 
 def check_query(query: RunQuery) -> None:
@@ -42,6 +47,8 @@ def check_query(query: RunQuery) -> None:
             raise StoreError(f"metric filter {key!r}: unknown comparison {op!r}")
     if query.limit < 0:
         raise StoreError(f"the run limit must be zero or more, not {query.limit}")
+    if query.sort not in (None, "start"):
+        sorting.sort_value(query.sort)  # refuses an unknown column
 
 
 def search(session: Session, query: RunQuery) -> RunPage:
@@ -49,6 +56,17 @@ def search(session: Session, query: RunQuery) -> RunPage:
     where = _filter(session, query)
     if where is None:
         return RunPage([], 0, False, None)
+    if query.sort is not None and query.sort != "start":
+        return sorting.sorted_page(
+            session, where, query.sort, query.ascending, query.limit, query.page_token
+        )
+    if query.sort == "start":
+        query = dataclasses.replace(query, order="oldest" if query.ascending else "newest")
+    return _by_start(session, where, query)
+
+
+def _by_start(session: Session, where: Filter, query: RunQuery) -> RunPage:
+    """A page in start-time order, which the runs' start-time index serves."""
     cursor = token_cursor(session, query.page_token)
     if cursor is not None:
         after = statements.AFTER_CURSOR if query.order == "newest" else statements.BEFORE_CURSOR

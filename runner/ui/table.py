@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from runner.store import RunPage, RunRecord
+from runner.store import RunRecord
 from runner.store.core import SqlRunStore
 from runner.store.search import RunQuery
 
-SORT_CAP = 2000  # runs read to sort by a column other than the start time (about 0.1 s)
 MAX_COLUMNS = 8  # parameter and metric columns each; more do not fit a screen
-SEARCH_PAGE = 1000  # the REST search's own largest page
+# The table's sortable columns besides params.K, metrics.K and tags.K; the store orders them all.
+PLAIN_COLUMNS = ("start", "name", "status", "duration", "experiment")
 
 
 class TableRequest(NamedTuple):
-    """The table's query string, checked: sort column, direction, page."""
+    """The table's query string, checked: sort column and direction (the page token is in
+    ``query``)."""
 
     query: RunQuery
     sort: str  # "start", "name", "status", "duration", "experiment", "params.K", "metrics.K"
     descending: bool
-    page: int  # for column sorts (keyset tokens serve the start-time order)
 
 
 class Table(NamedTuple):
@@ -34,57 +33,26 @@ class Table(NamedTuple):
     more: int
     capped: bool
     next_token: str | None
-    next_page: int | None
-    sorted_among: int | None  # a column sort saw only this many of the matching runs
 
 
 def load_table(store: SqlRunStore, request: TableRequest) -> Table:
-    """The page ``request`` asks for; the start-time order pages with the store's tokens."""
-    if request.sort == "start":
-        newest = dataclasses.replace(request.query, order="newest")
-        oldest = dataclasses.replace(request.query, order="oldest")
-        page = store.search_runs(newest if request.descending else oldest)
-        return _table(page.runs, page, None, None)
-    return _column_sorted(store, request)
-
-
-def _column_sorted(store: SqlRunStore, request: TableRequest) -> Table:
-    found, capped = _matching(store, request.query)
-    found.sort(key=sort_key(request.sort), reverse=request.descending)
-    size = request.query.limit
-    start = request.page * size
-    runs = found[start : start + size]
-    after = max(0, len(found) - start - len(runs))
-    next_page = request.page + 1 if after else None
-    empty = RunPage([], after, False, None)
-    return _table(runs, empty, next_page, len(found) if capped else None)
-
-
-def _matching(store: SqlRunStore, query: RunQuery) -> tuple[list[RunRecord], bool]:
-    """Up to SORT_CAP matching runs (newest first) and whether more matched."""
-    runs: list[RunRecord] = []
-    token = None
-    while len(runs) < SORT_CAP:
-        limit = min(SEARCH_PAGE, SORT_CAP - len(runs))
-        page = store.search_runs(dataclasses.replace(query, limit=limit, page_token=token))
-        runs += page.runs
-        if page.next_token is None:
-            return runs, False
-        token = page.next_token
-    return runs, True
-
-
-def _table(runs: list[RunRecord], page: RunPage, next_page: int | None, among: int | None) -> Table:
+    """The page ``request`` asks for, ordered in SQL by any column over all matching runs."""
+    column = request.sort if _sortable(request.sort) else "start"  # else the default order
+    ordered = dataclasses.replace(request.query, sort=column, ascending=not request.descending)
+    page = store.search_runs(ordered)
     return Table(
-        runs=runs,
-        param_keys=_keys(run.parameters for run in runs),
-        metric_keys=_keys(run.metrics for run in runs),
+        runs=page.runs,
+        param_keys=_keys(run.parameters for run in page.runs),
+        metric_keys=_keys(run.metrics for run in page.runs),
         more=page.more,
         capped=page.capped,
         next_token=page.next_token,
-        next_page=next_page,
-        sorted_among=among,
     )
+
+
+def _sortable(column: str) -> bool:
+    kind, dot, key = column.partition(".")
+    return column in PLAIN_COLUMNS or bool(dot and key and kind in ("params", "metrics", "tags"))
 
 
 def _keys(mappings: Any) -> list[str]:
@@ -92,42 +60,6 @@ def _keys(mappings: Any) -> list[str]:
     for mapping in mappings:
         seen.update(dict.fromkeys(mapping))
     return sorted(seen)[:MAX_COLUMNS]
-
-
-def sort_key(column: str) -> Callable[[RunRecord], tuple[Any, ...]]:
-    """How runs compare on ``column``; runs without a value sort last either way round."""
-    if column.startswith("params."):
-        name = column[len("params.") :]
-        return lambda run: _text_or_number(run.parameters.get(name))
-    if column.startswith("metrics."):
-        name = column[len("metrics.") :]
-        return lambda run: _present(run.metrics.get(name))
-    plain: Mapping[str, Callable[[RunRecord], Any]] = {
-        "name": lambda run: run.run_name,
-        "status": lambda run: run.status.value,
-        "experiment": lambda run: run.experiment,
-        "duration": duration_seconds,
-    }
-    pick = plain.get(column, _start_time)
-    return lambda run: _present(pick(run))
-
-
-def _start_time(run: RunRecord) -> str:
-    return run.start_time
-
-
-def _present(value: Any) -> tuple[Any, ...]:
-    return (0, value) if value is not None else (1,)
-
-
-def _text_or_number(value: str | None) -> tuple[Any, ...]:
-    """Numbers in numeric order before text in text order (``2`` before ``10``)."""
-    if value is None:
-        return (2,)
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, value)
 
 
 def duration_seconds(run: RunRecord) -> float | None:

@@ -45,9 +45,8 @@ class Views:
         status = query.get("status") or None
         sort, descending = query.get("sort", "start"), query.get("dir", "desc") != "asc"
         limit = _choice(query, "limit", PAGE_SIZES, 50)
-        page = _int(query, "page", 0, high=10_000)
         store_query = run_query(parse_filter(text), experiment, status, limit, query.get("token"))
-        table = load_table(self.store, TableRequest(store_query, sort, descending, page))
+        table = load_table(self.store, TableRequest(store_query, sort, descending))
         here = {k: v for k, v in query.multi_items() if k not in ("token", "page", "fragment")}
         return {
             "table": table,

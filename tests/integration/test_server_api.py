@@ -105,6 +105,15 @@ def test_search_pages_with_tokens(api: str) -> None:
     assert [r["run_id"] for r in second["runs"]] == made[2:4]
 
 
+def test_search_sorts_by_a_param_with_tokens(api: str) -> None:
+    made = [new_run(api, parameters={"p": value}) for value in ("b", "a", "c")]
+    first = post(f"{api}/api/runs/search", {"limit": 2, "sort": "params.p", "ascending": True})
+    assert [r["run_id"] for r in first["runs"]] == [made[1], made[0]] and first["more"] == 1
+    body = {"limit": 2, "sort": "params.p", "ascending": True}
+    last = post(f"{api}/api/runs/search", {**body, "page_token": first["next_page_token"]})
+    assert [r["run_id"] for r in last["runs"]] == [made[2]] and last["next_page_token"] is None
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field", "reason"),
     [
@@ -114,6 +123,8 @@ def test_search_pages_with_tokens(api: str) -> None:
         ("/api/runs/search", {"limit": "9"}, "limit", "must be an integer, not a string"),
         ("/api/runs/search", {"limit": 10_001}, "limit", "must be between 0 and 10000"),
         ("/api/runs/search", {"order": "random"}, "order", "must be newest or oldest"),
+        ("/api/runs/search", {"sort": "colour"}, "sort", "cannot sort by 'colour'; expected"),
+        ("/api/runs/search", {"ascending": "yes"}, "ascending", "must be a boolean, not a string"),
         (
             "/api/runs/search",
             {"metrics": [{"key": "m", "op": "~", "value": 1}]},

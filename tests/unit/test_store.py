@@ -767,3 +767,81 @@ def test_iso_times_and_redaction() -> None:
     assert records.iso_utc(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
     assert records.iso_utc(None) is None
     assert redact_uri("postgresql://u:p@h/db") == "postgresql://***@h/db"
+
+
+# -- searching runs ordered by any column (SQL order, keyset tokens) -------------------------
+
+
+def _sorted_pages(store: Any, limit: int, **query: Any) -> tuple[list[str], list[int]]:
+    """Every run of a column-sorted search, page by page, and the "more" count of each page."""
+    from runner.store.search import RunQuery
+
+    found: list[str] = []
+    mores: list[int] = []
+    token = None
+    while True:
+        page = store.search_runs(RunQuery(limit=limit, page_token=token, **query))
+        found += [run.run_id for run in page.runs]
+        mores.append(page.more)
+        token = page.next_token
+        if token is None:
+            return found, mores
+
+
+def _made_for_sorting(store: Store) -> dict[str, tuple[str | None, float | None]]:
+    """12 runs: a param ``p`` with repeats, a metric ``loss`` with ties; one run lacks both."""
+    made: dict[str, tuple[str | None, float | None]] = {}
+    for index in range(12):
+        param = None if index == 5 else f"v{index % 4}"
+        run_id = store.create_run(make_new(parameters={"p": param} if param else {}))
+        loss = None if index == 5 else float((index * 7) % 5)
+        if loss is not None:
+            store.log_metrics(run_id, [("loss", 9.0, 0, 1), ("loss", loss, 1, 2)])  # the latest
+        made[run_id] = (param, loss)
+    return made
+
+
+def test_search_sorts_by_a_metric_across_pages(store: Store) -> None:
+    made = _made_for_sorting(store)
+    with_loss = [run_id for run_id, (_p, loss) in made.items() if loss is not None]
+    (missing,) = set(made) - set(with_loss)
+    up = sorted(with_loss, key=lambda run_id: (made[run_id][1], run_id))
+    found, mores = _sorted_pages(store, 5, sort="metrics.loss", ascending=True)
+    assert found == [*up, missing]  # by the latest value, ties by run id, the run without last
+    assert mores == [7, 2, 0]
+    down = sorted(with_loss, key=lambda run_id: (made[run_id][1], run_id), reverse=True)
+    assert _sorted_pages(store, 5, sort="metrics.loss")[0] == [*down, missing]
+
+
+def test_search_sorts_by_a_param_across_pages_with_a_filter(store: Store) -> None:
+    made = _made_for_sorting(store)
+    with_param = [run_id for run_id, (param, _l) in made.items() if param is not None]
+    down = sorted(with_param, key=lambda run_id: (made[run_id][0] or "", run_id), reverse=True)
+    found, _mores = _sorted_pages(store, 4, sort="params.p")
+    assert found == [*down, *(set(made) - set(with_param))]
+    wanted = [run_id for run_id in down if (made[run_id][1] or 0) >= 2]
+    filtered = _sorted_pages(store, 2, sort="params.p", metrics=[("loss", ">=", 2.0)])[0]
+    assert filtered == wanted
+
+
+def test_search_sorts_by_run_columns(store: Store) -> None:
+    from runner.store.search import RunQuery
+
+    first = create_in_order(store, run_name="b-run")
+    second = create_in_order(store, run_name="a-run")
+    store.finish_run(second, RunStatus.FINISHED, 0, None)
+    by_name = store.search_runs(RunQuery(sort="name", ascending=True))  # type: ignore[attr-defined]
+    assert [run.run_id for run in by_name.runs] == [second, first]
+    by_end = store.search_runs(RunQuery(sort="duration"))  # type: ignore[attr-defined]
+    assert [run.run_id for run in by_end.runs] == [second, first]  # no end yet: last
+    by_status = store.search_runs(RunQuery(sort="status"))  # type: ignore[attr-defined]
+    assert [run.status for run in by_status.runs] == [RunStatus.SCHEDULED, RunStatus.FINISHED]
+    by_start = store.search_runs(RunQuery(sort="start", ascending=True))  # type: ignore[attr-defined]
+    assert [run.run_id for run in by_start.runs] == [first, second]
+
+
+def test_search_refuses_an_unknown_sort_column(store: Store) -> None:
+    from runner.store.search import RunQuery
+
+    with pytest.raises(StoreError, match="cannot sort by 'colour'; expected one of start, name"):
+        store.search_runs(RunQuery(sort="colour"))  # type: ignore[attr-defined]

@@ -141,3 +141,29 @@ def test_a_page_of_values_never_splits_a_step(store: SqlRunStore) -> None:
     second = views.values(run_id, QueryParams("key=m&after_step=998"))
     assert [p.step for p in second["points"]] == [999, 999, 999, 1000]
     assert second["next_step"] is None
+
+
+def test_the_runs_table_sorts_every_matching_run_by_a_metric_page_by_page(
+    store: SqlRunStore,
+) -> None:
+    from runner.ui.table import TableRequest, load_table
+
+    losses = {}
+    for index in range(7):
+        run_id = a_run(store)
+        losses[run_id] = float((index * 3) % 7)
+        store.log_metrics(run_id, [("loss", losses[run_id], 0, 0)])
+    shown: list[str] = []
+    token = None
+    while True:
+        query = run_query(parse_filter("metrics.loss >= 1"), None, None, 2, token)
+        table = load_table(store, TableRequest(query, "metrics.loss", descending=False))
+        shown += [run.run_id for run in table.runs]
+        token = table.next_token
+        if token is None:
+            break
+    assert shown == sorted((r for r in losses if losses[r] >= 1), key=losses.__getitem__)
+    unknown = load_table(
+        store, TableRequest(run_query(parse_filter(""), None, None, 9, None), "params.", True)
+    )
+    assert [run.run_id for run in unknown.runs] == list(losses)[::-1]  # the newest first

@@ -15,6 +15,9 @@ It INHERITS defaults it may override:
 - ``builds_environment``: True when the backend installs the locked environment itself (into
   an image, say), so the host only locks it (default False: the host builds it).
 - ``runs_images``: True when it can run an image-only environment (``docker_env``).
+- ``queues``: True when a launched run may wait in a queue (a cluster's scheduler): the run
+  stays SCHEDULED until its handle's ``status()`` first says otherwise, and ``reconcile``
+  answers SCHEDULED for a job still queued (default False: RUNNING from the start).
 - ``tracking``: how entry points reach their run, ``"journal"`` (a file the runner ingests;
   the host's artifacts directory must be visible to the entry point) or ``"http"`` (a
   tracking server, for runs on other machines).
@@ -109,6 +112,7 @@ class ExitInfo(NamedTuple):
 
 # What ``reconcile`` says of one run: an ExitInfo with a terminal status (it ended: record
 # it), with RUNNING (still running where the backend runs it: it stays live and re-attachable),
+# with SCHEDULED (a queueing backend's job still waits: it stays SCHEDULED and re-attachable),
 # or LOST (the backend knows nothing more: the orchestrator marks it FAILED, runner lost).
 LOST = None
 Verdict = ExitInfo | None
@@ -163,6 +167,7 @@ class BaseBackend:
     config_schema: Mapping[str, Any] = NO_CONFIG
     builds_environment = False
     runs_images = False
+    queues = False
     tracking: Transport = "journal"
 
     def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:

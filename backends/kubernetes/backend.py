@@ -91,6 +91,7 @@ class KubernetesBackend(BaseBackend):
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
     builds_environment = True  # the lock is installed into the image, as for Docker
     runs_images = True
+    queues = True  # a pod may wait unscheduled: the run stays SCHEDULED until it runs
     # the orchestrator's transport stays the journal (nothing is written to it from a pod);
     # pods log over HTTP to the checked ``tracking-uri``, which may differ from the host's store
     tracking = "journal"
@@ -260,5 +261,11 @@ def _reconcile_group(config: Settings, refs: Sequence[RunRef]) -> dict[str, Verd
             verdicts[ref.run_id] = LOST
             continue
         mine = [p for p in pods.items if (p.metadata.labels or {}).get(LABEL_RUN_ID) == ref.run_id]
-        verdicts[ref.run_id] = job_outcome(job, mine) or ExitInfo(RunStatus.RUNNING)
+        verdicts[ref.run_id] = job_outcome(job, mine) or ExitInfo(_live_status(mine))
     return verdicts
+
+
+def _live_status(pods: Sequence[Any]) -> RunStatus:
+    """RUNNING once a pod of the Job left Pending; SCHEDULED while none did."""
+    phases = {pod.status.phase for pod in pods if pod.status}
+    return RunStatus.RUNNING if phases & {"Running", "Succeeded", "Failed"} else RunStatus.SCHEDULED

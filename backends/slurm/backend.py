@@ -32,7 +32,6 @@ from runner.backend import (
 )
 from runner.errors import BackendError
 from runner.project.records import ProjectSpec
-from runner.status import RunStatus
 from runner.tracking import JOURNAL
 
 SHARED_DIR_VAR = "RUNNER_SLURM_SHARED_DIR"
@@ -155,6 +154,7 @@ class SlurmBackend(BaseBackend):
 
     name = "slurm"
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
+    queues = True  # a job may wait PENDING: the run stays SCHEDULED until it runs
 
     def __init__(self) -> None:
         # entry points log through the journal on the shared path, or over HTTP when the
@@ -236,5 +236,5 @@ class SlurmBackend(BaseBackend):
             elif state.ended:
                 verdicts[run_id] = exit_info(state)
             else:
-                verdicts[run_id] = ExitInfo(RunStatus.RUNNING)
+                verdicts[run_id] = ExitInfo(state.status)  # SCHEDULED while still queued
         return verdicts

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from runner.backend import ExitInfo, RunHandle, load_backend
 from runner.errors import RunnerError
 from runner.execution.orchestrator import LOG_FILE
-from runner.execution.reconcile import keep_backend_logs, reconcile, ref_of, refresh
+from runner.execution.reconcile import is_kept, keep_backend_logs, reconcile, ref_of, refresh
 from runner.home import run_artifacts_dir
 from runner.status import RunStatus
 
@@ -29,8 +29,8 @@ Write = Callable[[bytes], None]
 
 
 def is_released(live: LiveRun | None) -> bool:
-    """Running where its backend runs it, with no runner process of ours attached."""
-    return live is not None and live.runner_pid is None and live.status is RunStatus.RUNNING
+    """Running (or queued) where its backend runs it, with no runner process attached."""
+    return live is not None and live.runner_pid is None and is_kept(live)
 
 
 def current_record(store: Store, run_id: str) -> RunRecord:

@@ -180,12 +180,17 @@ def _drop_pending() -> None:
 def _execute(
     run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress, reserve: DiskReserve
 ) -> ExitInfo:
-    store.start_run(run_id)
+    from runner.backend import load_backend
+
+    backend = load_backend(plan.backend)
+    start = StartWatch(store, run_id)
+    if not queues(backend):
+        start.now()  # RUNNING from here, as the environment is built for it
     journal = JournalReader(run_id)
     try:
         # the watchdog beats from here: an environment build can take longer than a beat
-        with _watchdog(store, run_id, journal):
-            return _prepare_and_launch(run_id, plan, store, sink, progress)
+        with _watchdog(store, run_id, journal, start):
+            return _prepare_and_launch(run_id, plan, store, backend, start, sink, progress)
     finally:
         _ingest_last(store, run_id, journal, progress, reserve)
 
@@ -220,15 +225,52 @@ def _ingest_with_room(
         ingest(store, run_id, journal)
 
 
+def queues(backend: Backend) -> bool:
+    """The backend's launched runs may wait in a queue (see ``BaseBackend.queues``)."""
+    return bool(getattr(backend, "queues", False))
+
+
+class StartWatch:
+    """Records RUNNING once: at once for most backends; for a queueing one, when the launched
+    handle first reports anything but SCHEDULED (the watchdog asks on every tick)."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._handle: RunHandle | None = None
+        self._started = False
+        self._lock = threading.Lock()
+
+    def now(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._store.start_run(self._run_id)
+                self._started = True
+
+    def follow(self, handle: RunHandle) -> None:
+        """Watch ``handle`` from now on; it may already have started."""
+        self._handle = handle
+        self.check()
+
+    def check(self) -> None:
+        handle = self._handle
+        if handle is not None and not self._started and handle.status() is not RunStatus.SCHEDULED:
+            self.now()
+
+
 def _prepare_and_launch(
-    run_id: str, plan: Plan, store: Store, sink: LogSink, progress: Progress
+    run_id: str,
+    plan: Plan,
+    store: Store,
+    backend: Backend,
+    start: StartWatch,
+    sink: LogSink,
+    progress: Progress,
 ) -> ExitInfo:
-    from runner.backend import load_backend
     from runner.envs.prepare import lease_env, prepare_env
     from runner.project.spec import load_spec
 
     spec = plan.spec or load_spec(plan.project_dir)
-    backend = load_backend(plan.backend)
     # a backend that installs the lock itself (a container image) needs no local env
     build_here = not backend.builds_environment
     environment = prepare_env(
@@ -245,9 +287,13 @@ def _prepare_and_launch(
         store.update_run(run_id, environment=_environment_record(environment, prepared.facts))
         with deferred():
             handle = backend.launch(prepared)
+        start.follow(handle)
         started = f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}"
         _announce_start(progress, started)
-        return _follow(handle, run_id, sink, SecretMask(plan.secrets))
+        info = _follow(handle, run_id, sink, SecretMask(plan.secrets))
+        with suppress(StoreError):  # how the run ended decides, never this late write
+            start.check()  # a job that ran between two ticks still records that it started
+        return info
 
 
 def _mlflow_api(
@@ -403,9 +449,12 @@ def _save_build_log(run_id: str, exc: EnvBuildError) -> Path | None:
 
 
 @contextmanager
-def _watchdog(store: Store, run_id: str, journal: JournalReader) -> Iterator[None]:
+def _watchdog(
+    store: Store, run_id: str, journal: JournalReader, start: StartWatch
+) -> Iterator[None]:
     """While the entry point runs: move its logged metrics into the store every few seconds,
-    and beat every HEARTBEAT_SECONDS so another host can tell a live runner from a dead one."""
+    record RUNNING once a queued job starts, and beat every HEARTBEAT_SECONDS so another host
+    can tell a live runner from a dead one (a queued run's runner beats too)."""
     stop = threading.Event()
 
     def watch() -> None:
@@ -413,6 +462,7 @@ def _watchdog(store: Store, run_id: str, journal: JournalReader) -> Iterator[Non
         while not stop.wait(INGEST_SECONDS):
             ticks += 1
             try:
+                start.check()
                 ingest(store, run_id, journal)
                 if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
                     store.heartbeat(run_id)

@@ -56,9 +56,24 @@ def _poll_released(store: Store, backend: str, interval: float) -> list[str]:
 
 
 def _released(store: Store, backend: str, limit: int) -> list[LiveRun]:
-    # SCHEDULED runs without a runner were never started by one: nothing to ask a backend
     owned = store.backend_owned_runs(backend, limit)
-    return [run for run in owned if run.status is RunStatus.RUNNING]
+    return [run for run in owned if is_kept(run)]
+
+
+def is_kept(run: LiveRun) -> bool:
+    """A live run without a runner that its backend keeps: RUNNING, or SCHEDULED for a
+    queueing backend (its job waits in the queue). Other SCHEDULED runs without a runner
+    were never launched by one: there is nothing to ask a backend about them."""
+    if run.status is RunStatus.RUNNING:
+        return True
+    if run.status is not RunStatus.SCHEDULED:
+        return False
+    from runner.execution.orchestrator import queues
+
+    try:
+        return queues(load_backend(run.backend))
+    except RunnerError:
+        return False
 
 
 def _lost_on_this_host(store: Store) -> list[LiveRun]:
@@ -120,6 +135,8 @@ def _apply(store: Store, run: LiveRun, verdict: Verdict, released: bool) -> bool
     if verdict is LOST:
         return store.finish_run(run.run_id, RunStatus.FAILED, None, _lost_reason(run, released))
     if not verdict.status.is_terminal:
+        if verdict.status is RunStatus.RUNNING and run.status is RunStatus.SCHEDULED:
+            store.start_run(run.run_id)  # its queued job has started meanwhile
         if not released:
             store.release_runner(run.run_id)  # the backend keeps it: any process may attach
         return False

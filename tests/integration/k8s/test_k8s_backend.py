@@ -465,3 +465,25 @@ def test_a_job_its_ttl_deletes_at_once_still_records_its_outcome_and_logs(
     assert run["failure_reason"].startswith("BackoffLimitExceeded")
     assert (run_artifacts_dir(run["run_id"]) / "output.attempt-1.log").read_text() == "kept\n"
     _wait(lambda: not emulator.store.list("Job", None)[0], timeout=30)  # the TTL removed it
+
+
+def test_an_unscheduled_pod_keeps_the_run_scheduled_until_it_runs(
+    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+) -> None:
+    cfg = config(node_selector={"pool": "batch"}, pending_timeout="300s")
+    detached = _run(project("echo started; sleep 6; echo done"), cfg, "--detach")
+    assert detached.returncode == 0, detached.stderr
+    run_id = detached.stdout.strip()
+
+    def unscheduled() -> bool:
+        pods = emulator.pods()
+        return bool(pods) and all(not p["spec"].get("nodeName") for p in pods)
+
+    _wait(unscheduled, timeout=120)
+    time.sleep(1.0)  # a few watchdog ticks while the pod waits
+    (run,) = records()
+    assert run["status"] == "SCHEDULED"
+    emulator.controllers.node_labels["pool"] = "batch"  # the node now fits the selector
+    _wait(lambda: records()[0]["status"] == "RUNNING", timeout=60)
+    _wait(lambda: records()[0]["status"] == "FINISHED", timeout=120)
+    assert "done" in (run_artifacts_dir(run_id) / "output.log").read_text()

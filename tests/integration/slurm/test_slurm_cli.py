@@ -420,3 +420,38 @@ def test_a_node_failure_without_requeue_fails_the_run(
         _wait_for(lambda: slurm.run("sinfo", "-h", "-o", "%T").strip() == "idle", "the node")
     shown = _show(run_id)
     assert f"Slurm job {job_id} NODE_FAIL" in str(shown["failure_reason"]), shown
+
+
+def test_a_queued_job_is_scheduled_until_it_starts_then_running(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo started; sleep 8; echo done")
+    run_id = _detach(project, '{"extra_args": ["--begin=now+600"]}')
+    job_id = _job(runner_home, run_id)["job_id"]
+    log = _artifacts(runner_home, run_id) / "output.log"
+    note = f"runner: Slurm job {job_id} PENDING (BeginTime)"
+    _wait_for(lambda: log.exists() and note in log.read_text(), "the pending reason")
+    assert _show(run_id)["status"] == "SCHEDULED"  # queued: not yet RUNNING
+    slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    _wait_for(lambda: _show(run_id)["status"] == "RUNNING", "the run to be recorded RUNNING")
+    assert "started" in _output(runner_home, run_id) or _show(run_id)["status"] == "RUNNING"
+    _wait_for(lambda: _show(run_id)["status"] == "FINISHED", "the run to finish")
+    assert "done" in _output(runner_home, run_id)
+
+
+def test_a_queued_job_whose_runner_died_stays_scheduled_then_runs(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    project = _project(tmp_path / "p", "echo started; sleep 8; echo done")
+    run_id = _detach(project, '{"extra_args": ["--begin=now+600"]}')
+    job_id = _job(runner_home, run_id)["job_id"]
+    log = _artifacts(runner_home, run_id) / "output.log"
+    note = f"runner: Slurm job {job_id} PENDING (BeginTime)"
+    _wait_for(lambda: log.exists() and note in log.read_text(), "the pending reason")
+    os.kill(_supervisor_pid(run_id), signal.SIGKILL)  # the runner dies; the job stays queued
+    assert _show(run_id)["status"] == "SCHEDULED"  # not lost, not RUNNING: Slurm says PENDING
+    assert slurm.job_field(job_id, "JobState") == "PENDING"
+    slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    _wait_for(lambda: _show(run_id)["status"] != "SCHEDULED", "the run to leave SCHEDULED")
+    assert _show(run_id)["status"] in ("RUNNING", "FINISHED")
+    _wait_for(lambda: _show(run_id)["status"] == "FINISHED", "the run to finish")

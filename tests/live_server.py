@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -17,9 +18,16 @@ from runner.server.app import Settings, create_app
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each probe stays bound until all are chosen."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 @contextmanager
@@ -56,7 +64,8 @@ def wait_healthy(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}")
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise AssertionError(f"the server exited with {process.returncode}: {stderr}")
         try:
             request = urllib.request.Request(f"{url}/api/health", headers=headers)
             with urllib.request.urlopen(request, timeout=2) as answer:

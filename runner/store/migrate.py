@@ -142,10 +142,12 @@ def not_a_store(path: Path, exc: Exception) -> StoreError:
 def _engine_revision(conn: Connection) -> str | None:
     from sqlalchemy import inspect
 
-    # Probing with a failing SELECT would abort a PostgreSQL transaction; ask the catalog.
-    catalog = inspect(conn)
-    if not catalog.has_table("alembic_version"):
-        _refuse_foreign(sorted(catalog.get_table_names()), conn.engine.url)
+    # Probing with a failing SELECT would abort a PostgreSQL transaction; ask the catalog, once:
+    # under READ COMMITTED a second catalog query could see another process's migration commit
+    # and mistake a store migrated meanwhile for another program's database.
+    tables = sorted(inspect(conn).get_table_names())
+    if "alembic_version" not in tables:
+        _refuse_foreign(tables, conn.engine.url)
         return None
     found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     return None if found is None else str(found)

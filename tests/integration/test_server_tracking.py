@@ -18,7 +18,7 @@ from runner.execution.ingest import tracking_pythonpath
 from runner.store.open import open_store
 from tests.helpers import run_cli
 from tests.integration.test_store_postgres import database_url, postgres_url  # noqa: F401
-from tests.live_server import free_port, server_process
+from tests.live_server import free_port, free_ports, server_process
 
 WRITER = """
 import sys, time
@@ -141,7 +141,7 @@ def test_sixteen_writer_processes_lose_nothing(
 def test_migrations_run_once_under_concurrent_starts(database_url: str, tmp_path: Path) -> None:  # noqa: F811
     from sqlalchemy import create_engine, text
 
-    ports = [free_port() for _ in range(4)]
+    ports = free_ports(4)
     env = {**os.environ, "RUNNER_TRACKING_URI": database_url, "RUNNER_HOME": str(tmp_path)}
     processes = [
         subprocess.Popen(

@@ -472,7 +472,7 @@ def test_a_metric_the_store_refuses_is_skipped_and_said(
     assert outcome.progress == [
         f"run {outcome.run_id} (main) started: python train.py",
         "warning: a logged record was not recorded (tag runner.ingest_warning): "
-        "tracking store runs.db: disk I/O error"
+        "tracking store runs.db: disk I/O error",
     ]
 
 
@@ -487,7 +487,7 @@ def test_a_store_that_is_down_for_the_last_metrics_does_not_change_the_outcome(
     assert outcome.progress == [
         f"run {outcome.run_id} (main) started: python train.py",
         "warning: what the entry point logged last could not be recorded: "
-        "tracking store runs.db: disk I/O error"
+        "tracking store runs.db: disk I/O error",
     ]
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from runner.errors import ParameterError, RunnerError
 from runner.home import run_artifacts_dir
+
+if TYPE_CHECKING:
+    from runner.store import Store
 
 SCHEME = "runs:/"
 FILES = "files"  # where log_artifact puts a run's artifacts, under its artifacts directory
@@ -43,25 +47,54 @@ class ArtifactCopies:
         self.root = Path("/")  # the artifacts folder of the run being copied from
 
     def __call__(self, name: str, uri: str) -> str:
+        """The local copy of the artifact ``uri`` names: from this machine's RUNNER_HOME when
+        the run's files are here (a local run keeps them here even when the store is a
+        server), else from the tracking server the store is."""
+        from runner.store.open import open_store
+
         run_id, path = split_runs_uri(uri)
-        full_id = _full_run_id(name, run_id)
-        source = artifact_path(full_id, path)
-        self.root = (run_artifacts_dir(full_id) / FILES).resolve()
-        if not source.exists():
+        store = open_store()
+        try:
+            full_id = _full_run_id(name, store, run_id)
+            source = artifact_path(full_id, path)
+            self.root = (run_artifacts_dir(full_id) / FILES).resolve()
+            local = source.exists()
+            copy = self._copy(source) if local else self._fetch(name, store, full_id, path)
+        finally:
+            store.close()
+        if copy is None:
             raise ParameterError(
                 f"parameter '{name}': run {full_id} has no artifact {path!r}",
-                hint=f"`runner runs show {full_id[:8]}` shows the run; its artifacts are in "
-                f"{run_artifacts_dir(full_id) / FILES}",
+                hint=f"`runner runs show {full_id[:8]}` shows the run; its artifacts are "
+                + _where_artifacts_are(store, full_id),
             )
-        return str(self._copy(source))
+        return str(copy)
 
     def _links_out(self, folder: str, names: list[str]) -> set[str]:
         return _links_out_of(self.root, folder, names)
 
-    def _copy(self, source: Path) -> Path:
+    def _holder(self) -> Path:
         holder = Path(tempfile.mkdtemp(prefix="runner-input-"))
         self.copies.append(holder)
-        target = holder / source.name
+        return holder
+
+    def _fetch(self, name: str, store: Store, run_id: str, path: str) -> Path | None:
+        """A copy fetched from the tracking server; None when the store is not one, or the
+        server has nothing at ``path``."""
+        from runner.execution.artifact_fetch import fetch_artifact
+        from runner.store.rest import RestStore
+
+        if not isinstance(store, RestStore):
+            return None
+        target = self._holder() / (PurePosixPath(path).name or FILES)
+        try:
+            found = fetch_artifact(store, run_id, path, target)
+        except RunnerError as exc:
+            raise ParameterError(f"parameter '{name}': {exc.message}", hint=exc.hint) from exc
+        return target if found else None
+
+    def _copy(self, source: Path) -> Path:
+        target = self._holder() / source.name
         if source.is_dir():
             shutil.copytree(source, target, symlinks=True, ignore=self._links_out)
         else:
@@ -79,13 +112,26 @@ def _inside(root: Path, path: Path) -> bool:
     return path.resolve().is_relative_to(root)
 
 
-def _full_run_id(name: str, run_id: str) -> str:
-    from runner.store.open import open_store
+def has_artifact(store: Store, run_id: str, path: str) -> bool:
+    """Whether the full run id ``run_id`` has an artifact at ``path``, here or on the server."""
+    from runner.store.rest import RestStore
 
-    store = open_store()
+    if artifact_path(run_id, path).exists():
+        return True
+    return isinstance(store, RestStore) and bool(store.list_artifacts(run_id, path))
+
+
+def _where_artifacts_are(store: Store, run_id: str) -> str:
+    from runner.store.rest import RestStore
+
+    if isinstance(store, RestStore):
+        return f"on the tracking server {store.base_url}"
+    return f"in {run_artifacts_dir(run_id) / FILES}"
+
+
+def _full_run_id(name: str, store: Store, run_id: str) -> str:
+    """The full id of the run ``run_id`` (a prefix is enough) names, asked of the store."""
     try:
         return store.get_run(run_id).run_id
     except RunnerError as exc:
         raise ParameterError(f"parameter '{name}': {exc.message}", hint=exc.hint) from exc
-    finally:
-        store.close()

@@ -12,6 +12,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunNotFound, StoreError
@@ -37,6 +39,16 @@ BACKOFF = 0.2  # seconds before the second attempt, doubling after each
 _RETRY_STATUS = (502, 503, 504)
 # The server answers at most this many points at once (runner.server.runs_api).
 HISTORY_CAP = 1_000_000
+DOWNLOAD_CHUNK = 1024 * 1024  # bytes of an artifact download held in memory at once
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    """One entry of a run's artifacts on the server; ``path`` is relative to the run's files."""
+
+    path: str
+    is_dir: bool
+    size: int | None  # bytes of a file; None for a folder
 
 
 class RestStore:
@@ -263,6 +275,36 @@ class RestStore:
     def _live(self, query: dict[str, Any]) -> list[LiveRun]:
         return [live_run(item) for item in self._get("/api/live-runs", query)["runs"]]
 
+    # -- artifacts -----------------------------------------------------------------------
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[RemoteArtifact]:
+        """The entries directly inside the artifact folder ``path`` of a run, as the server
+        answers them: a file lists as itself, a missing path as nothing."""
+        answer = self._get(f"/api/runs/{_id(run_id)}/artifacts", {"path": path})
+        try:
+            return [_remote_artifact(item) for item in answer["files"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"the tracking server {self.base_url} answered an artifact listing of run "
+                f"{run_id} that is not one: {exc!r}"
+            ) from exc
+
+    def download_artifact(self, run_id: str, path: str, target: Path) -> int:
+        """Stream the artifact file ``path`` of a run into the new file ``target`` (never
+        whole in memory); returns the bytes written."""
+        from urllib.parse import quote
+
+        url = f"/api/runs/{_id(run_id)}/artifacts/files/{quote(path)}"
+        with self._send("GET", url, stream=True) as response:
+            if response.status_code >= 400:
+                _answer(response)  # raises with the server's message
+            written = 0
+            with open(target, "xb") as out:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+            return written
+
     # -- HTTP ----------------------------------------------------------------------------
 
     def _write(self, run_id: str, body: dict[str, Any]) -> None:
@@ -277,6 +319,10 @@ class RestStore:
 
     def _request(self, method: str, path: str, retried: list[int] | None = None, **kw: Any) -> Any:
         """The answer's JSON; retried on a dropped connection or a gateway error, with backoff."""
+        return _answer(self._send(method, path, retried, **kw))
+
+    def _send(self, method: str, path: str, retried: list[int] | None = None, **kw: Any) -> Any:
+        """The answer itself, after the retries ``_request`` promises."""
         import requests
 
         url = self.base_url + path
@@ -288,7 +334,8 @@ class RestStore:
                     raise _unreachable(self.base_url, exc) from exc
             else:
                 if response.status_code not in _RETRY_STATUS or attempt == RETRIES:
-                    return _answer(response)
+                    return response
+                response.close()  # a streamed answer holds its connection until closed
             if retried is not None:
                 retried.append(attempt)
             time.sleep(BACKOFF * 2 ** (attempt - 1))
@@ -327,6 +374,15 @@ def _unreachable(base_url: str, exc: Exception) -> StoreError:
         f"the tracking server {base_url} cannot be reached: {exc.__class__.__name__}",
         hint="start it with `runner server`, or check RUNNER_TRACKING_URI",
     )
+
+
+def _remote_artifact(data: Any) -> RemoteArtifact:
+    path, is_dir, size = data["path"], data["is_dir"], data["size"]
+    if not isinstance(path, str) or not isinstance(is_dir, bool):
+        raise ValueError(f"entry {data!r}")
+    if not (size is None or (isinstance(size, int) and size >= 0)):
+        raise ValueError(f"entry {data!r}")
+    return RemoteArtifact(path, is_dir, size)
 
 
 def run_record(data: dict[str, Any]) -> RunRecord:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runner.errors import RunnerError
-from runner.execution.artifacts import artifact_path
+from runner.execution.artifacts import has_artifact
 from runner.tracking import OUTPUT_TAG
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def output_value(store: Store, step: str, run_id: str, name: str) -> str:
     tags = store.get_run(run_id).tags
     if OUTPUT_TAG + name in tags:
         return tags[OUTPUT_TAG + name]
-    if artifact_path(run_id, name).exists():
+    if has_artifact(store, run_id, name):
         return f"runs:/{run_id}/{name}"
     logged = sorted(k[len(OUTPUT_TAG) :] for k in tags if k.startswith(OUTPUT_TAG))
     raise MissingOutput(

@@ -31,8 +31,9 @@ def fetch_artifact(store: RestStore, run_id: str, path: str, target: Path) -> bo
 def _fetch_folder(
     store: RestStore, run_id: str, folder: str, entries: list[RemoteArtifact], target: Path
 ) -> None:
-    for entry in entries:
-        child = target / _child_name(run_id, folder, entry.path)
+    named = [(_child_name(run_id, folder, entry.path), entry) for entry in entries]
+    for name, entry in named:
+        child = target / name
         if entry.is_dir:
             child.mkdir()
             inside = store.list_artifacts(run_id, entry.path)
@@ -55,7 +56,7 @@ def _child_name(run_id: str, folder: str, answered: str) -> str:
         where = f"folder {folder!r}" if folder else "its artifacts"
         raise StoreError(
             f"the tracking server listed {answered!r} in {where} of run {run_id}: "
-            "that is not a name inside the folder, so nothing is copied",
+            "that is not a name inside the folder, so the copy is refused",
             hint="the server is not a runner server, or a broken one",
         )
     return name

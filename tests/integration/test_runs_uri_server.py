@@ -182,3 +182,47 @@ def test_paths_out_of_the_runs_artifacts_are_refused(server: Server, tmp_path: P
     assert "it contains a percent-encoded sequence" in encoded
     dataset = read_input(server, project, f"runs:/{run_id}/dataset")
     assert "link.txt" not in dataset["files"]  # type: ignore[operator]
+
+
+MAKE_DATASET = """
+import os, tempfile
+os.environ["RUNNER_TRACKING_TRANSPORT"] = "http"  # how a step on another machine logs
+import runner_tracking as t
+folder = os.path.join(tempfile.mkdtemp(), "dataset")
+os.makedirs(os.path.join(folder, "sub"))
+open(os.path.join(folder, "a.csv"), "w").write("1,2\\n")
+open(os.path.join(folder, "sub", "b.csv"), "w").write("3,4\\n")
+t.log_artifact(folder)
+"""
+WORKFLOW = """
+steps:
+  make: {project: make}
+  use: {project: reader, needs: [make], parameters: {data: "${{ steps.make.outputs.dataset }}"}}
+"""
+
+
+def test_a_workflow_step_reads_an_earlier_steps_artifacts_from_the_server(
+    server: Server, tmp_path: Path, runner_home: Path
+) -> None:
+    make = """
+        entry_points:
+          main: {command: "python make.py"}
+    """
+    write_project(tmp_path / "make", {"MLproject": make, "make.py": MAKE_DATASET})
+    reader(tmp_path)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    ran = run_cli("workflow", "run", str(tmp_path / "wf.yaml"), "--json", env=server.env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    summary = json.loads(ran.stdout.splitlines()[-1])
+    make_id = summary["steps"]["make"]["run_id"]
+    assert not (runner_home / "artifacts" / make_id / "files").exists()  # on the server only
+    shown = run_cli("runs", "show", summary["steps"]["use"]["run_id"], "--json", env=server.env)
+    assert json.loads(shown.stdout)["parameters"] == {"data": f"runs:/{make_id}/dataset"}
+    log = run_cli("runs", "logs", summary["steps"]["use"]["run_id"], env=server.env).stdout
+    line = next(line for line in log.splitlines() if line.startswith("INPUT="))
+    assert json.loads(line[len("INPUT=") :])["files"] == hexed(
+        ("a.csv", "1,2\n"), ("sub/b.csv", "3,4\n")
+    )
+    again = run_cli("workflow", "run", str(tmp_path / "wf.yaml"), "--json", env=server.env)
+    steps = json.loads(again.stdout.splitlines()[-1])["steps"]
+    assert {step["status"] for step in steps.values()} == {"cached"}  # the copy's content keys it

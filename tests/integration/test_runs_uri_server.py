@@ -143,9 +143,12 @@ def test_a_run_id_prefix_is_expanded_by_the_server(server: Server, tmp_path: Pat
 
 
 def refusal(server: Server, project: Path, uri: str) -> str:
-    ran = run_cli("run", str(project), "-P", f"data={uri}", env=server.env)
+    temp = project.parent / "temp"  # the runner's private temp dir: what a refusal leaves
+    temp.mkdir(exist_ok=True)
+    ran = run_cli("run", str(project), "-P", f"data={uri}", env={**server.env, "TMPDIR": str(temp)})
     assert ran.returncode != 0, ran.stdout
     assert "INPUT=" not in ran.stdout  # the entry point never ran
+    assert list(temp.glob("runner-input-*")) == []  # no half-fetched copy is left behind
     return ran.stderr
 
 

@@ -531,20 +531,29 @@ def test_python_api_and_runner_run_inside_an_entry_point_link_children(tmp_path:
 
 
 ARRAY_BACKEND = '''
-"""Runs like local, and starts a sweep's children in one call, as a Slurm job array would."""
-import json, os, subprocess, sys
+"""Runs like tiny, and submits a batch's runs in one call, as a Slurm job array would."""
+import json, os
 from tiny_backend import TinyBackend
 
 
 class ArrayBackend(TinyBackend):
     name = "array"
+    batches = True
 
-    def start_runs(self, run_ids):
+    def prepare(self, request):
+        request.batch.join({"run_id": request.run_id})
+        request.batch.gather()
+        return super().prepare(request)
+
+    def launch(self, prepared):
+        batch = prepared.request.batch
+        batch.submit_once(batch.gather(), self.submit)
+        return super().launch(prepared)
+
+    def submit(self, members):
         with open(os.environ["ARRAY_LOG"], "a") as log:
-            log.write(json.dumps(run_ids) + "\\n")
-        tasks = " & ".join(f"{sys.executable} -m runner.execution.supervisor {i}" for i in run_ids)
-        subprocess.Popen(["bash", "-c", tasks + " & wait"], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log.write(json.dumps([members[i]["run_id"] for i in sorted(members)]) + "\\n")
+        return {index: f"task-{index}" for index in members}
 
 
 class NeutralBackend(TinyBackend):
@@ -564,17 +573,50 @@ def install_array_backends(site: Path) -> dict[str, str]:
     return env
 
 
-def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
+def test_a_backend_that_batches_submits_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
     env = install_array_backends(tmp_path / "site")
     env["ARRAY_LOG"] = str(tmp_path / "array.log")
     sleeper(tmp_path / "p")
     args = ["run", str(tmp_path / "p"), "-P", "label=a,b,c", "--sweep", "grid", "-b", "array"]
-    result = run_cli(*args, "--max-parallel", "3", env=env)
+    result = run_cli(*args, "--max-parallel", "1", env=env)  # the batch's own limit
     assert result.returncode == 0, result.stderr
     [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
     children = [r for r in records() if r["tags"].get("runner.step")]
     assert sorted(batch) == sorted(r["run_id"] for r in children)
     assert {r["status"] for r in children} == {"FINISHED"} and len(children) == 3
+
+
+def test_a_batch_member_whose_environment_fails_does_not_hold_up_the_others(
+    tmp_path: Path,
+) -> None:
+    env = install_array_backends(tmp_path / "site")
+    env["ARRAY_LOG"] = str(tmp_path / "array.log")
+    sleeper(tmp_path / "good")
+    write_project(
+        tmp_path / "broken",
+        {
+            "MLproject": "python_env: python_env.yaml\nentry_points: {main: {command: 'true'}}\n",
+            "python_env.yaml": "python: '3.11'\ndependencies: ['runner-no-such-package-xyz']\n",
+        },
+    )
+    wf = workflow_file(
+        tmp_path,
+        """
+        steps:
+          good: {project: good, parameters: {label: g}}
+          broken: {project: broken}
+        """,
+    )
+    # a member is waited for while its supervisor lives: this one withdraws once its build fails
+    slow = {**env, "RUNNER_BATCH_WAIT_SECONDS": "600"}
+    summary = run_json(
+        wf, "-b", "array", "--max-parallel", "1", "--on-failure", "continue", env=slow
+    )
+    assert summary["returncode"] == 1, summary["stderr"]
+    steps = summary["steps"]
+    assert (steps["good"]["status"], steps["broken"]["status"]) == ("finished", "failed")
+    [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
+    assert batch == [steps["good"]["run_id"]]  # submitted alone, without the broken one
 
 
 def test_live_view_on_a_terminal_shows_states_times_and_output_tails(tmp_path: Path) -> None:

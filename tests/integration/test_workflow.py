@@ -443,9 +443,11 @@ def test_sweep_grid_children_summary_and_best_run(tmp_path: Path) -> None:
     )
     status = run_cli("workflow", "status", parent["run_id"])
     assert status.stdout.splitlines()[0] == f"sweep sweep-train ({parent['run_id']}): FINISHED"
-    resume = run_cli("workflow", "resume", parent["run_id"])
-    assert resume.returncode == 2
-    assert f"run {parent['run_id']} is a sweep: sweeps cannot be resumed yet" in resume.stderr
+    resume = run_cli("workflow", "resume", parent["run_id"])  # nothing left to run
+    assert resume.returncode == 0, resume.stderr
+    again = resume.stdout.splitlines()
+    assert again[0].split() == table[0].split() and again[1].startswith("002:alpha=0.3,l1=0")
+    assert again[-1].startswith("best: run ") and "(loss = 0)" in again[-1]
     not_a_workflow = run_cli("workflow", "status", children[0]["run_id"])
     assert f"error: run {children[0]['run_id']} is not a workflow run" in not_a_workflow.stderr
     # the same sweep again: every child is reused from the store
@@ -617,6 +619,62 @@ def test_a_batch_member_whose_environment_fails_does_not_hold_up_the_others(
     assert (steps["good"]["status"], steps["broken"]["status"]) == ("finished", "failed")
     [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
     assert batch == [steps["good"]["run_id"]]  # submitted alone, without the broken one
+
+
+def test_a_sweep_killed_midway_resumes_only_the_children_that_did_not_finish(
+    tmp_path: Path,
+) -> None:
+    write_project(
+        tmp_path / "p",
+        {
+            "MLproject": """
+                entry_points:
+                  main:
+                    parameters: {hold: str, label: str}
+                    command: "python step.py {hold} {label}"
+            """,
+            "step.py": """
+                import os, sys, time, runner_tracking as t
+                while os.path.exists(sys.argv[1] + "-" + sys.argv[2]):
+                    time.sleep(0.05)
+                t.log_metric("score", len(sys.argv[2]))
+            """,
+        },
+    )
+    hold = tmp_path / "hold"
+    (tmp_path / "hold-bb").touch()  # child bb waits until this goes
+    args = ["run", str(tmp_path / "p"), "-P", f"hold={hold}", "-P", "label=a,bb"]
+    proc = _spawn(*args, "--sweep", "grid", "--max-parallel", "2", "--metric", "score")
+    held = _wait_for_running(f"001:hold={hold},label=bb")
+    _wait_for_status(f"000:hold={hold},label=a", "FINISHED")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert run_cli("runs", "cancel", held["run_id"]).returncode == 0  # it outlived the runner
+    (tmp_path / "hold-bb").unlink()
+    result = run_cli("workflow", "resume", held["parent_run_id"], "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    steps = summary["steps"]
+    assert steps[f"000:hold={hold},label=a"]["status"] == "cached"  # finished before the kill
+    assert steps[f"001:hold={hold},label=bb"]["status"] == "finished"  # run again
+    assert [(row["status"], row["metric"]) for row in summary["summary"]] == [
+        ("cached", 1.0),
+        ("finished", 2.0),
+    ]
+    resumed = record(summary["run_id"])
+    assert resumed["tags"]["runner.resumed_from"] == held["parent_run_id"]
+    assert resumed["tags"]["runner.kind"] == "sweep"
+    assert resumed["tags"]["runner.sweep.best_run"] == summary["summary"][0]["run_id"]
+
+
+def _wait_for_status(step: str, status: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in records() if r["tags"].get("runner.step") == step]
+        if found and found[0]["status"] == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"step {step} never reached {status}")
 
 
 def test_live_view_on_a_terminal_shows_states_times_and_output_tails(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.envs import PreparedEnv
+    from runner.execution.batch import Batch
     from runner.project.records import ProjectSpec
 
 ENTRY_POINT_GROUP = "runner.backends"
@@ -81,6 +82,9 @@ class LaunchRequest:
     # the run's artifacts folder on this host: a backend may keep there what it needs to find
     # the run again later (a process group, a job id); RunRef.artifacts_dir is the same folder
     artifacts_dir: Path | None = None
+    # set for a backend that ``batches``: the batch this run is submitted with (its backend's
+    # prepare joins it, its launch takes the job id the batch's one submission gave the run)
+    batch: Batch | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,10 @@ class BaseBackend:
     builds_environment = False
     runs_images = False
     queues = False
+    # True: the runs one workflow pass starts on this backend (a sweep's children) come as one
+    # batch (LaunchRequest.batch), which the backend submits in one go (a Slurm job array),
+    # with the workflow's --max-parallel as the batch's own limit
+    batches = False
     tracking: Transport = "journal"
 
     def preflight(self, spec: ProjectSpec, config: Mapping[str, Any]) -> None:

@@ -8,9 +8,11 @@ Jobs outlive the runner process: any process re-attaches through the run's ``slu
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from runner.backend import (
     Verdict,
 )
 from runner.errors import BackendError
+from runner.execution.batch import Payload
 from runner.project.records import ProjectSpec
 from runner.tracking import JOURNAL
 
@@ -149,12 +152,65 @@ def _unrecorded_jobs(refs: Sequence[RunRef]) -> dict[str, JobRecord]:
     return records
 
 
+@dataclass(frozen=True)
+class ArrayMember(Prepared):
+    """A run of a batch, ready to submit: the batch's members that joined, by index."""
+
+    members: Mapping[int, Payload] = field(default_factory=dict)
+
+
+def _payload(request: LaunchRequest, task: Task) -> Payload:
+    """What another member's process needs to put this run into the array."""
+    return {
+        "run_id": task.run_id,
+        "command": task.command,
+        "work_dir": str(task.work_dir),
+        "env": dict(task.env),
+        "root": str(task.files.root),
+        "needs": [str(path) for path in task.needs],
+        "artifacts": str(_artifacts(request)),
+        "config": dict(request.config),
+    }
+
+
+def _member_task(payload: Payload) -> Task:
+    root = JobFiles(Path(payload["root"]))
+    needs = tuple(Path(path) for path in payload["needs"])
+    return Task(payload["run_id"], payload["command"], Path(payload["work_dir"]),
+                payload["env"], root, needs)  # fmt: skip
+
+
+def _submit_tasks(
+    tasks: Sequence[Task], artifacts: Sequence[Path], config: Mapping[str, Any], max_parallel: int
+) -> list[JobRecord]:
+    """One job array, task ``i`` running ``tasks[i]``; each run's job record is kept in its
+    artifacts at once (also for a member whose supervisor is gone: reconcile then finds it)."""
+    root = tasks[0].files.root.parent / f"array-{tasks[0].run_id}"
+    root.mkdir(exist_ok=True)
+    name = job_name(tasks[0].run_id, "array")
+    script = root / "job.sh"
+    text = render_array(tasks, name, sbatch_options(config), root, max_parallel)
+    tried_before = script.exists()
+    _write_script(script, text)
+    comment = job_comment(",".join(task.run_id for task in tasks))
+    array_id = submit_once(script, name, comment, look_first=tried_before)
+    records = []
+    for index, (task, folder) in enumerate(zip(tasks, artifacts, strict=True)):
+        _write_script(task.files.script, text)  # each run keeps the script that ran it
+        requeue = bool(config.get("requeue"))
+        record = JobRecord(f"{array_id}_{index}", str(task.files.root), name, requeue)
+        record.save(folder)
+        records.append(record)
+    return records
+
+
 class SlurmBackend(BaseBackend):
     """Runs the entry point as a Slurm batch job; jobs survive their runner process."""
 
     name = "slurm"
     config_schema: Mapping[str, Any] = CONFIG_SCHEMA
     queues = True  # a job may wait PENDING: the run stays SCHEDULED until it runs
+    batches = True  # a sweep's children are one job array
 
     def __init__(self) -> None:
         # entry points log through the journal on the shared path, or over HTTP when the
@@ -169,11 +225,24 @@ class SlurmBackend(BaseBackend):
         if "container" in config:
             check_container_runtime()
 
+    def prepare(self, request: LaunchRequest) -> Prepared:
+        """A run of a batch joins it here and waits for the other members (an interrupt while
+        waiting cancels the run before anything is submitted)."""
+        if request.batch is None or JobRecord.load(_artifacts(request)) is not None:
+            return Prepared(request)
+        check_config(request.config)
+        request.batch.join(_payload(request, _task(request)))
+        return ArrayMember(request, members=request.batch.gather())
+
     def launch(self, prepared: Prepared) -> SlurmRunHandle:
         request = prepared.request
         artifacts = _artifacts(request)
+        if isinstance(prepared, ArrayMember) and request.batch is not None:
+            batch = request.batch
+            submit = functools.partial(self._submit_members, max_parallel=batch.max_parallel)
+            batch.submit_once(prepared.members, submit)
         existing = JobRecord.load(artifacts)
-        if existing is not None:  # launched before (a retried launch): the same job
+        if existing is not None:  # launched before (a retried launch, an array): the same job
             return SlurmRunHandle(existing, artifacts)
         check_config(request.config)
         task = _task(request)
@@ -194,26 +263,20 @@ class SlurmBackend(BaseBackend):
         the options come from the first request's config (a sweep shares one)."""
         if not requests:
             return []
-        config = requests[0].config
-        check_config(config)
+        check_config(requests[0].config)
         tasks = [_task(request) for request in requests]
-        root = tasks[0].files.root.parent / f"array-{requests[0].run_id}"
-        root.mkdir(exist_ok=True)
-        name = job_name(requests[0].run_id, "array")
-        script = root / "job.sh"
-        text = render_array(tasks, name, sbatch_options(config), root, max_parallel)
-        tried_before = script.exists()
-        _write_script(script, text)
-        comment = job_comment(",".join(r.run_id for r in requests))
-        array_id = submit_once(script, name, comment, look_first=tried_before)
-        handles = []
-        for index, (request, task) in enumerate(zip(requests, tasks, strict=True)):
-            _write_script(task.files.script, text)  # each run keeps the script that ran it
-            requeue = bool(config.get("requeue"))
-            record = JobRecord(f"{array_id}_{index}", str(task.files.root), name, requeue)
-            record.save(_artifacts(request))
-            handles.append(SlurmRunHandle(record, _artifacts(request)))
-        return handles
+        artifacts = [_artifacts(request) for request in requests]
+        records = _submit_tasks(tasks, artifacts, requests[0].config, max_parallel)
+        return [SlurmRunHandle(r, a) for r, a in zip(records, artifacts, strict=True)]
+
+    def _submit_members(self, members: Mapping[int, Payload], max_parallel: int) -> dict[int, str]:
+        """The batch's one submission: every member that joined, task ``k`` the ``k``-th."""
+        order = sorted(members)
+        payloads = [members[index] for index in order]
+        tasks = [_member_task(payload) for payload in payloads]
+        artifacts = [Path(payload["artifacts"]) for payload in payloads]
+        records = _submit_tasks(tasks, artifacts, payloads[0]["config"], max_parallel)
+        return {index: record.job_id for index, record in zip(order, records, strict=True)}
 
     def attach(self, ref: RunRef) -> SlurmRunHandle:
         record = JobRecord.load(ref.artifacts_dir)

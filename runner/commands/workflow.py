@@ -136,11 +136,15 @@ def resume(
     changes: dict[str, Any] = {"max_parallel": max_parallel, "on_failure": on_failure}
     settings = dataclasses.replace(settings, **{k: v for k, v in changes.items() if v})
     tags = {RESUMED_FROM_TAG: record.run_id}
-    return _report(
-        lambda reporter: run_workflow(spec, settings, reporter, reuse=done, tags=tags),
-        as_json,
-        quiet,
-    )
+
+    def start(reporter: Any) -> Outcome:
+        return run_workflow(spec, settings, reporter, reuse=done, tags=tags)
+
+    if settings.kind == "sweep":  # ends with the sweep's table and best run, as it would have
+        from runner.workflow.sweeprun import recorded_options, report_sweep
+
+        return report_sweep(start, recorded_options(settings, as_json))
+    return _report(start, as_json, quiet)
 
 
 @workflow.command("status")

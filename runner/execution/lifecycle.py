@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo
 from runner.console import discard_sink, say, terminal_sink
 from runner.errors import RunnerError
+from runner.execution.batch import BATCH_VARIABLE, Batch
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
@@ -176,6 +178,9 @@ def supervise(run_id: str) -> int:
     secrets = os.environ.pop(SECRETS_VARIABLE, None)  # the entry point must not inherit it
     if secrets is not None:
         plan = plan.with_secrets(secrets)
+    batch = os.environ.pop(BATCH_VARIABLE, None)  # nor must any run it starts join the batch
+    if batch:
+        plan = dataclasses.replace(plan, batch=batch)
     become_subreaper()  # this process owns its children: orphans of the run are ended with it
     store = open_store()
     try:
@@ -183,6 +188,9 @@ def supervise(run_id: str) -> int:
             info = execute(run_id, plan, store, discard_sink, lambda message: None)
     except (KeyboardInterrupt, Cancelled):
         return 1
+    finally:
+        if batch:  # ended before its backend took it (an environment that failed to build)
+            Batch.parse(batch).withdraw()
     return 0 if info.status is RunStatus.FINISHED else 1
 
 

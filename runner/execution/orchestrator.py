@@ -32,6 +32,7 @@ from runner.status import RunStatus
 if TYPE_CHECKING:
     from runner.backend import Backend
     from runner.envs import PreparedEnv
+    from runner.execution.batch import Batch
     from runner.project.records import ProjectSpec
     from runner.store import NewRun, Store
 
@@ -365,7 +366,14 @@ def _launch_request(
         run_name=plan.run_name or "",
         input_paths=plan.input_paths,
         artifacts_dir=run_artifacts_dir(run_id),
+        batch=_batch(plan),
     )
+
+
+def _batch(plan: Plan) -> Batch | None:
+    from runner.execution.batch import Batch
+
+    return Batch.parse(plan.batch) if plan.batch else None
 
 
 def _follow(handle: RunHandle, run_id: str, sink: LogSink, mask: SecretMask) -> ExitInfo:

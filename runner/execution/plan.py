@@ -68,6 +68,9 @@ class Plan:
     spec: ProjectSpec | None = field(default=None, repr=False, compare=False)
     # serve the MLflow API for the run's duration even if its environment has no mlflow
     mlflow_api: bool = False
+    # the batch its supervisor joins (runner.execution.batch: "<folder>:<index>"), given to
+    # that supervisor through its environment; never in plan.json
+    batch: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def recorded_command(self) -> str:
@@ -82,6 +85,7 @@ class Plan:
         data["cleanup_paths"] = [str(p) for p in self.cleanup_paths]
         data["diff"] = None  # stored as its own artifact
         data.pop("spec")
+        data.pop("batch")
         data["command"] = self.recorded_command
         data["has_secrets"] = bool(data.pop("secrets"))
         return json.dumps(data, indent=2, sort_keys=True)

@@ -17,7 +17,7 @@ from runner.home import run_artifacts_dir
 from runner.status import RunStatus
 from runner.workflow.progress import Reporter
 from runner.workflow.scheduler import Options, Scheduler
-from runner.workflow.spec import WorkflowSpec
+from runner.workflow.spec import StepSpec, WorkflowSpec
 from runner.workflow.state import SUCCEEDED, StepState
 from runner.workflow.steps import STEP_TAG, Defaults, Planner
 
@@ -45,6 +45,8 @@ class Settings:
     experiment: str = "Default"
     kind: str = "workflow"
     file: str = ""  # the workflow file as given on the command line
+    # a sweep's summary (metric, maximize): a resumed sweep ends with the same table and best run
+    sweep: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -269,15 +271,23 @@ def load_recorded(run_id: str, store: Store) -> tuple[RunRecord, WorkflowSpec, S
     from runner.workflow.spec import parse_workflow
 
     record, dag = recorded_dag(run_id, store)
-    if record.tags.get(KIND_TAG) == "sweep":
-        raise UsageError(
-            f"run {record.run_id} is a sweep: sweeps cannot be resumed yet",
-            hint="run the same sweep again: the children that finished are reused from the cache",
-        )
     text = (run_artifacts_dir(record.run_id) / WORKFLOW_FILE).read_bytes()
-    spec = parse_workflow(text, WORKFLOW_FILE, Path(dag["root"]))
+    if record.tags.get(KIND_TAG) == "sweep":
+        spec = _generated_spec(text, Path(dag["root"]))
+    else:
+        spec = parse_workflow(text, WORKFLOW_FILE, Path(dag["root"]))
     settings = Settings(**{**dag["settings"], "refresh": tuple(dag["settings"]["refresh"])})
     return record, spec, settings
+
+
+def _generated_spec(text: bytes, root: Path) -> WorkflowSpec:
+    """A sweep's steps back from what ``_generated_text`` kept (runner wrote it: no schema)."""
+    data = json.loads(text)
+    steps = {
+        name: StepSpec(name=name, **{**body, "needs": tuple(body["needs"])})
+        for name, body in data["steps"].items()
+    }
+    return WorkflowSpec(name=data["name"], root=root, steps=steps, on_failure="continue")
 
 
 def finished_steps(store: Store, run_id: str, wait_seconds: float = 3600.0) -> dict[str, str]:

@@ -10,11 +10,14 @@ runner (resume then picks up its result).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.execution.batch import BATCH_VARIABLE
 from runner.execution.lifecycle import SECRETS_VARIABLE
 from runner.home import run_artifacts_dir
 
@@ -23,11 +26,18 @@ if TYPE_CHECKING:
     from runner.store import Store
 
 
-def start_supervisor(run_id: str, store: Store, plan: Plan) -> subprocess.Popen[bytes]:
-    """The step's runner process; it records the run's end itself (the caller reaps it)."""
+def start_supervisor(
+    run_id: str, store: Store, plan: Plan, batch: str | None = None
+) -> subprocess.Popen[bytes]:
+    """The step's runner process; it records the run's end itself (the caller reaps it).
+    ``batch`` names the batch the run joins (runner.execution.batch)."""
     from runner.procinfo import process_start_time
 
-    env = {**os.environ, SECRETS_VARIABLE: plan.secrets_json()} if plan.secrets else None
+    env = dict(os.environ) if plan.secrets or batch else None
+    if env is not None and plan.secrets:
+        env[SECRETS_VARIABLE] = plan.secrets_json()
+    if env is not None and batch:
+        env[BATCH_VARIABLE] = batch
     with open(run_artifacts_dir(run_id) / "supervisor.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runner.execution.supervisor", run_id],
@@ -42,39 +52,60 @@ def start_supervisor(run_id: str, store: Store, plan: Plan) -> subprocess.Popen[
 
 
 class Launcher:
-    """Starts submitted step runs: one local supervisor each, unless the step's backend takes
-    many at once.
+    """Starts submitted step runs, one supervisor each.
 
-    The hook: a backend class may define ``start_runs(run_ids: list[str]) -> None``. It then
-    gets every run of that backend the scheduler starts in one pass (a sweep's children up to
-    --max-parallel) in one call, and must have each executed — e.g. one Slurm job array whose
-    task i runs ``python -m runner.execution.supervisor <run_ids[i]>`` (each run's plan.json is
-    in its artifacts, as for --detach). Those runs are followed through the store: a run has
-    ended when its record says so; one whose runner died is settled by reconcile.
+    Runs on a backend that ``batches`` (see ``BaseBackend.batches``) are held back until
+    ``flush``: those of one scheduler pass with the same backend config become one batch
+    (runner.execution.batch), which their backend submits in one go (a Slurm job array), at
+    most ``max_parallel`` of them running at once.
     """
 
-    HOOK = "start_runs"
-
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_parallel: int) -> None:
         self.store = store
-        self.batches: dict[str, list[str]] = {}
+        self.max_parallel = max_parallel
+        self.held: dict[str, list[tuple[str, Plan]]] = {}
+        self.folders: list[Path] = []
+        self._batches: dict[str, bool] = {}
+
+    def batches(self, backend: str) -> bool:
+        """Whether runs on ``backend`` are batched (asked once per backend)."""
+        if backend not in self._batches:
+            from runner.backend import load_backend
+
+            self._batches[backend] = bool(getattr(load_backend(backend), "batches", False))
+        return self._batches[backend]
 
     def start(self, run_id: str, plan: Plan) -> subprocess.Popen[bytes] | None:
-        """A supervisor now, or None when the run waits for ``flush`` in its backend's batch."""
-        if batched(plan.backend):
-            self.batches.setdefault(plan.backend, []).append(run_id)
-            return None
-        return start_supervisor(run_id, self.store, plan)
+        """The run's supervisor now, or None when the run waits for ``flush``."""
+        if not self.batches(plan.backend):
+            return start_supervisor(run_id, self.store, plan)
+        key = json.dumps([plan.backend, plan.backend_config], sort_keys=True, default=str)
+        self.held.setdefault(key, []).append((run_id, plan))
+        return None
 
-    def flush(self) -> None:
-        from runner.backend import load_backend
+    def flush(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The supervisors of the runs ``start`` held back, by run id."""
+        from runner.execution.batch import Batch, create_batch, note_supervisor
 
-        batches, self.batches = self.batches, {}
-        for backend, run_ids in batches.items():
-            getattr(load_backend(backend), self.HOOK)(run_ids)
+        held, self.held = self.held, {}
+        started = {}
+        for members in held.values():
+            folder = create_batch([run_id for run_id, _ in members], self.max_parallel)
+            self.folders.append(folder)
+            for index, (run_id, plan) in enumerate(members):
+                batch = Batch(folder, index).variable()
+                started[run_id] = start_supervisor(run_id, self.store, plan, batch)
+                note_supervisor(folder, index, started[run_id].pid)
+        return started
 
+    def discard(self) -> list[str]:
+        """The runs held back and never started (the workflow was cancelled)."""
+        held, self.held = self.held, {}
+        return [run_id for members in held.values() for run_id, _ in members]
 
-def batched(backend: str) -> bool:
-    from runner.backend import load_backend
+    def close(self) -> None:
+        from runner.execution.batch import remove_batch
 
-    return callable(getattr(load_backend(backend), Launcher.HOOK, None))
+        for folder in self.folders:
+            remove_batch(folder)
+        self.folders.clear()

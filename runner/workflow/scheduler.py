@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 TICK = 0.01  # how often running steps are polled: small next to any step's own start-up
 CANCEL_SECONDS = 30.0
-RECONCILE_SECONDS = 5.0
 STORE_POLL = 0.02
+# steps on a backend that batches are limited by the batch (a job array's %max-parallel), not
+# by --max-parallel; this bounds their supervisors (about 40 MB each) on this host
+BATCHED_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,7 @@ class Scheduler:
         self.steps = {name: StepState(step) for name, step in spec.steps.items()}
         self.stopping = False
         self.exited: list[subprocess.Popen[bytes]] = []
-        self.launcher = Launcher(store)
-        self.last_reconcile = time.monotonic()
+        self.launcher = Launcher(store, options.max_parallel)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class Scheduler:
             self._cancel_all()
             raise
         finally:
+            self.launcher.close()
             self.reporter.close(self.steps)
             for process in self.exited:
                 with contextlib.suppress(Exception):
@@ -87,7 +89,10 @@ class Scheduler:
 
     def _start_ready(self) -> bool:
         started = False
-        running = len(self._running())  # counted once a pass: a sweep has many pending steps
+        # counted once a pass (a sweep has many pending steps): [others, batched]
+        running = [0, 0]
+        for step in self._running():
+            running[self._batched(step)] += 1
         for step in self.steps.values():
             if step.status != "pending":
                 continue
@@ -95,12 +100,25 @@ class Scheduler:
             if blocked is not None or self.stopping:
                 self._skip(step, blocked)
                 started = True
-            elif running < self.options.max_parallel and self._can_start(step):
+            elif self._has_room(step, running) and self._can_start(step):
                 self._start(step)
-                running += step.status == "running"
+                running[self._batched(step)] += step.status == "running"
                 started = True
-        self.launcher.flush()
+        self._supervise(self.launcher.flush())
         return started
+
+    def _batched(self, step: StepState) -> bool:
+        return self.launcher.batches(self.planner.backend_of(step.spec))
+
+    def _has_room(self, step: StepState, running: list[int]) -> bool:
+        if self._batched(step):
+            return running[1] < BATCHED_LIMIT
+        return running[0] < self.options.max_parallel
+
+    def _supervise(self, started: Mapping[str, subprocess.Popen[bytes]]) -> None:
+        for step in self._running():
+            if step.run_id is not None and step.run_id in started:
+                step.process = started[step.run_id]
 
     def _blocked_by(self, step: StepState) -> str | None:
         for need in step.spec.needs:
@@ -197,29 +215,17 @@ class Scheduler:
 
     def _poll_running(self) -> bool:
         changed = False
-        self._settle_lost_runners()
         for step in self._running():
             process = step.process
-            if (process is None or process.poll() is None) and not self._recorded_end(step):
+            assert process is not None  # every running step's supervisor started in its pass
+            if process.poll() is None and not self._recorded_end(step):
                 self._check_deadline(step)
                 continue
-            if process is not None:
-                self.exited.append(process)  # reaped later: its interpreter may still exit
-            self._ended(step, None if process is None else process.returncode)
+            self.exited.append(process)  # reaped later: its interpreter may still exit
+            self._ended(step, process.returncode)
             changed = True
         self.exited = [p for p in self.exited if p.poll() is None]
         return changed
-
-    def _settle_lost_runners(self) -> None:
-        """Runs a backend started for us have no supervisor here to watch: every few seconds,
-        reconcile records the end of those whose runner died."""
-        batch = any(s.process is None for s in self._running())
-        if batch and time.monotonic() - self.last_reconcile > RECONCILE_SECONDS:
-            from runner.execution.reconcile import reconcile
-
-            self.last_reconcile = time.monotonic()
-            with contextlib.suppress(RunnerError):
-                reconcile(self.store)
 
     def _recorded_end(self, step: StepState) -> bool:
         """The supervisor recorded the end: the next step need not wait for its exit. Asked
@@ -241,14 +247,9 @@ class Scheduler:
         self._signal(step)
 
     def _signal(self, step: StepState) -> None:
-        if step.process is not None:
+        if step.process is not None:  # None: held back for a batch, and now never started
             with contextlib.suppress(ProcessLookupError):
                 step.process.send_signal(signal.SIGTERM)
-        elif step.run_id is not None:  # started by its backend: stopped the way any run is
-            from runner.execution.control import cancel_run
-
-            with contextlib.suppress(RunnerError):
-                cancel_run(self.store, step.run_id, wait_seconds=0)
 
     def _ended(self, step: StepState, code: int | None) -> None:
         assert step.run_id is not None
@@ -294,6 +295,7 @@ class Scheduler:
         """SIGTERM every running step's runner (it cancels its backend and records KILLED),
         then wait for each; a second ^C must not cut this short."""
         with deferred():
+            self.launcher.discard()  # held back for a batch: never started, recorded KILLED
             running = self._running()
             for step in running:
                 self._signal(step)

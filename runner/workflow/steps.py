@@ -107,6 +107,11 @@ class Planner:
         fetched = self.sources.get(step_uri(self.root, step.project), step.version)
         get_entry_point(load_spec(fetched.project_dir), step.entry_point)
 
+    def backend_of(self, step: StepSpec) -> str:
+        """The backend named for the step, known before its plan is ("local" when none is: a
+        project's own default, docker for a docker_env, is not one that batches)."""
+        return step.backend or self.defaults.backend or "local"
+
     def plan(self, step: StepSpec, values: Mapping[str, str]) -> Plan:
         from runner.execution.plan import plan_fetched
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.console import say
 from runner.display import printable
 
+if TYPE_CHECKING:
+    from runner.workflow.engine import Outcome, Settings
+    from runner.workflow.progress import Reporter
+
 
 @dataclass(frozen=True)
 class SweepOptions:
-    mode: str  # grid or random
+    mode: str  # grid or random (resume: as recorded)
     samples: int | None = None
     seed: int | None = None
     max_parallel: int = 1
@@ -37,11 +41,9 @@ def run_sweep_from_cli(
     options: SweepOptions,
 ) -> int:
     """Exit status 0 when every child FINISHED (or was cached), else 1; 130 on ^C."""
-    from runner.execution.interrupts import Cancelled
     from runner.execution.plan import parse_backend_config, parse_docker_args
     from runner.project.params import parse_param_args
     from runner.workflow.engine import Settings, run_workflow
-    from runner.workflow.progress import reporter_for
     from runner.workflow.sweep import combinations, parse_axis, sweep_spec
 
     given = parse_param_args(params)
@@ -59,11 +61,31 @@ def run_sweep_from_cli(
         env_manager=env_manager,
         experiment=experiment,
         kind="sweep",
+        sweep={"metric": options.metric, "maximize": options.maximize},
     )
+    return report_sweep(lambda reporter: run_workflow(spec, settings, reporter), options)
+
+
+def recorded_options(settings: Settings, as_json: bool) -> SweepOptions:
+    """The summary options a sweep run was started with (for its resume)."""
+    summary = settings.sweep
+    return SweepOptions(
+        mode="resume",
+        max_parallel=settings.max_parallel or 1,
+        metric=summary.get("metric"),
+        maximize=bool(summary.get("maximize")),
+        as_json=as_json,
+    )
+
+
+def report_sweep(start: Callable[[Reporter], Outcome], options: SweepOptions) -> int:
+    """Run the sweep (``start``), then its summary: exit status 0 when every child FINISHED
+    (or was cached), else 1; 130 on ^C."""
+    from runner.execution.interrupts import Cancelled
+    from runner.workflow.progress import reporter_for
+
     try:
-        outcome = run_workflow(
-            spec, settings, reporter_for(json_lines=options.as_json, quiet=False)
-        )
+        outcome = start(reporter_for(json_lines=options.as_json, quiet=False))
     except KeyboardInterrupt:
         say("sweep KILLED (interrupted); its running children were cancelled")
         return 130

@@ -443,9 +443,11 @@ def test_sweep_grid_children_summary_and_best_run(tmp_path: Path) -> None:
     )
     status = run_cli("workflow", "status", parent["run_id"])
     assert status.stdout.splitlines()[0] == f"sweep sweep-train ({parent['run_id']}): FINISHED"
-    resume = run_cli("workflow", "resume", parent["run_id"])
-    assert resume.returncode == 2
-    assert f"run {parent['run_id']} is a sweep: sweeps cannot be resumed yet" in resume.stderr
+    resume = run_cli("workflow", "resume", parent["run_id"])  # nothing left to run
+    assert resume.returncode == 0, resume.stderr
+    again = resume.stdout.splitlines()
+    assert again[0].split() == table[0].split() and again[1].startswith("002:alpha=0.3,l1=0")
+    assert again[-1].startswith("best: run ") and "(loss = 0)" in again[-1]
     not_a_workflow = run_cli("workflow", "status", children[0]["run_id"])
     assert f"error: run {children[0]['run_id']} is not a workflow run" in not_a_workflow.stderr
     # the same sweep again: every child is reused from the store
@@ -531,20 +533,29 @@ def test_python_api_and_runner_run_inside_an_entry_point_link_children(tmp_path:
 
 
 ARRAY_BACKEND = '''
-"""Runs like local, and starts a sweep's children in one call, as a Slurm job array would."""
-import json, os, subprocess, sys
+"""Runs like tiny, and submits a batch's runs in one call, as a Slurm job array would."""
+import json, os
 from tiny_backend import TinyBackend
 
 
 class ArrayBackend(TinyBackend):
     name = "array"
+    batches = True
 
-    def start_runs(self, run_ids):
+    def prepare(self, request):
+        request.batch.join({"run_id": request.run_id})
+        request.batch.gather()
+        return super().prepare(request)
+
+    def launch(self, prepared):
+        batch = prepared.request.batch
+        batch.submit_once(batch.gather(), self.submit)
+        return super().launch(prepared)
+
+    def submit(self, members):
         with open(os.environ["ARRAY_LOG"], "a") as log:
-            log.write(json.dumps(run_ids) + "\\n")
-        tasks = " & ".join(f"{sys.executable} -m runner.execution.supervisor {i}" for i in run_ids)
-        subprocess.Popen(["bash", "-c", tasks + " & wait"], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log.write(json.dumps([members[i]["run_id"] for i in sorted(members)]) + "\\n")
+        return {index: f"task-{index}" for index in members}
 
 
 class NeutralBackend(TinyBackend):
@@ -564,17 +575,106 @@ def install_array_backends(site: Path) -> dict[str, str]:
     return env
 
 
-def test_a_backend_with_start_runs_gets_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
+def test_a_backend_that_batches_submits_a_sweeps_children_in_one_call(tmp_path: Path) -> None:
     env = install_array_backends(tmp_path / "site")
     env["ARRAY_LOG"] = str(tmp_path / "array.log")
     sleeper(tmp_path / "p")
     args = ["run", str(tmp_path / "p"), "-P", "label=a,b,c", "--sweep", "grid", "-b", "array"]
-    result = run_cli(*args, "--max-parallel", "3", env=env)
+    result = run_cli(*args, "--max-parallel", "1", env=env)  # the batch's own limit
     assert result.returncode == 0, result.stderr
     [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
     children = [r for r in records() if r["tags"].get("runner.step")]
     assert sorted(batch) == sorted(r["run_id"] for r in children)
     assert {r["status"] for r in children} == {"FINISHED"} and len(children) == 3
+
+
+def test_a_batch_member_whose_environment_fails_does_not_hold_up_the_others(
+    tmp_path: Path,
+) -> None:
+    env = install_array_backends(tmp_path / "site")
+    env["ARRAY_LOG"] = str(tmp_path / "array.log")
+    sleeper(tmp_path / "good")
+    write_project(
+        tmp_path / "broken",
+        {
+            "MLproject": "python_env: python_env.yaml\nentry_points: {main: {command: 'true'}}\n",
+            "python_env.yaml": "python: '3.11'\ndependencies: ['runner-no-such-package-xyz']\n",
+        },
+    )
+    wf = workflow_file(
+        tmp_path,
+        """
+        steps:
+          good: {project: good, parameters: {label: g}}
+          broken: {project: broken}
+        """,
+    )
+    # a member is waited for while its supervisor lives: this one withdraws once its build fails
+    slow = {**env, "RUNNER_BATCH_WAIT_SECONDS": "600"}
+    summary = run_json(
+        wf, "-b", "array", "--max-parallel", "1", "--on-failure", "continue", env=slow
+    )
+    assert summary["returncode"] == 1, summary["stderr"]
+    steps = summary["steps"]
+    assert (steps["good"]["status"], steps["broken"]["status"]) == ("finished", "failed")
+    [batch] = [json.loads(line) for line in (tmp_path / "array.log").read_text().splitlines()]
+    assert batch == [steps["good"]["run_id"]]  # submitted alone, without the broken one
+
+
+def test_a_sweep_killed_midway_resumes_only_the_children_that_did_not_finish(
+    tmp_path: Path,
+) -> None:
+    write_project(
+        tmp_path / "p",
+        {
+            "MLproject": """
+                entry_points:
+                  main:
+                    parameters: {hold: str, label: str}
+                    command: "python step.py {hold} {label}"
+            """,
+            "step.py": """
+                import os, sys, time, runner_tracking as t
+                while os.path.exists(sys.argv[1] + "-" + sys.argv[2]):
+                    time.sleep(0.05)
+                t.log_metric("score", len(sys.argv[2]))
+            """,
+        },
+    )
+    hold = tmp_path / "hold"
+    (tmp_path / "hold-bb").touch()  # child bb waits until this goes
+    args = ["run", str(tmp_path / "p"), "-P", f"hold={hold}", "-P", "label=a,bb"]
+    proc = _spawn(*args, "--sweep", "grid", "--max-parallel", "2", "--metric", "score")
+    held = _wait_for_running(f"001:hold={hold},label=bb")
+    _wait_for_status(f"000:hold={hold},label=a", "FINISHED")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert run_cli("runs", "cancel", held["run_id"]).returncode == 0  # it outlived the runner
+    (tmp_path / "hold-bb").unlink()
+    result = run_cli("workflow", "resume", held["parent_run_id"], "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    steps = summary["steps"]
+    assert steps[f"000:hold={hold},label=a"]["status"] == "cached"  # finished before the kill
+    assert steps[f"001:hold={hold},label=bb"]["status"] == "finished"  # run again
+    assert [(row["status"], row["metric"]) for row in summary["summary"]] == [
+        ("cached", 1.0),
+        ("finished", 2.0),
+    ]
+    resumed = record(summary["run_id"])
+    assert resumed["tags"]["runner.resumed_from"] == held["parent_run_id"]
+    assert resumed["tags"]["runner.kind"] == "sweep"
+    assert resumed["tags"]["runner.sweep.best_run"] == summary["summary"][0]["run_id"]
+
+
+def _wait_for_status(step: str, status: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in records() if r["tags"].get("runner.step") == step]
+        if found and found[0]["status"] == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"step {step} never reached {status}")
 
 
 def test_live_view_on_a_terminal_shows_states_times_and_output_tails(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,8 @@ def note_supervisor(root: Path, index: int, pid: int) -> None:
 
 
 def remove_batch(root: Path) -> None:
+    import shutil
+
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo
 from runner.console import discard_sink, say, terminal_sink
 from runner.errors import RunnerError
-from runner.execution.batch import BATCH_VARIABLE, Batch
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
@@ -172,6 +171,7 @@ def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> int:
 
 def supervise(run_id: str) -> int:
     """The detached side: execute a submitted run whose plan is in its artifacts."""
+    from runner.execution.batch import BATCH_VARIABLE, Batch
     from runner.store.open import open_store
 
     plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())

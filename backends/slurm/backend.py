@@ -100,9 +100,11 @@ def _task(request: LaunchRequest) -> Task:
 
 
 def _write_script(path: Path, text: str) -> None:
-    # 0600: the command line may hold a secret parameter's value
+    # 0600: the command line may hold a secret parameter's value. surrogateescape: a value
+    # Python read from non-UTF-8 bytes (an environment variable, an argument) is written back
+    # as those bytes, so the job gets exactly what the run was given.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write(text)
 
 

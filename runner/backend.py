@@ -184,6 +184,11 @@ class BaseBackend:
     def prepare(self, request: LaunchRequest) -> Prepared:
         return Prepared(request)
 
+    def inputs_dir(self, config: Mapping[str, Any]) -> Path | None:
+        """Where the local copies of ``runs:/`` inputs go, so the entry point can read them
+        (a path its machines share); None: a private temporary folder on this host."""
+        return None
+
     def host_addresses(self, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Addresses of this host that the backend's entry points can connect to; a server the
         runner starts for a run (the embedded MLflow API) listens there. Default: loopback."""

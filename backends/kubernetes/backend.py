@@ -84,6 +84,19 @@ class KubernetesPrepared(Prepared):
     manifest: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _refuse_local_inputs(paths: tuple[str, ...]) -> None:
+    """A `path` parameter names a file on this machine (a ``runs:/`` input a local copy of an
+    artifact): a pod cannot read it, so the run stops before an image is built or pushed."""
+    if paths:
+        shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+        raise BackendError(
+            f"kubernetes backend: path parameters name files on this machine ({shown}), "
+            "which a pod cannot read",
+            hint="put the files in the project (its folder is copied into the image) and pass "
+            "their relative path as a string parameter, or have the entry point download them",
+        )
+
+
 class KubernetesBackend(BaseBackend):
     """Runs the entry point as a batch/v1 Job; runs outlive the runner and can be re-attached."""
 
@@ -119,6 +132,7 @@ class KubernetesBackend(BaseBackend):
 
         config = settings(request.config)
         pod_tracking_uri(config.tracking_uri, _store_uri())  # before anything is built
+        _refuse_local_inputs(request.input_paths)
         client = connect(request.config)
         try:
             with api_errors("preparing the image"):

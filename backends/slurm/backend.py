@@ -34,6 +34,7 @@ from runner.backend import (
 )
 from runner.errors import BackendError
 from runner.execution.batch import Payload
+from runner.home import runner_home
 from runner.project.records import ProjectSpec
 from runner.tracking import JOURNAL
 
@@ -94,7 +95,8 @@ def _job_env(request: LaunchRequest, files: JobFiles) -> dict[str, str]:
 def _task(request: LaunchRequest) -> Task:
     files = job_files(request)
     prefix = request.environment.prefix if request.environment is not None else None
-    needs = (prefix,) if prefix is not None else ()
+    # the node must see the environment and every file a `path` parameter names
+    needs = (*((prefix,) if prefix is not None else ()), *map(Path, request.input_paths))
     return Task(request.run_id, request.command, request.work_dir, _job_env(request, files),
                 files, needs)  # fmt: skip
 
@@ -235,6 +237,10 @@ class SlurmBackend(BaseBackend):
         check_config(request.config)
         request.batch.join(_payload(request, _task(request)))
         return ArrayMember(request, members=request.batch.gather())
+
+    def inputs_dir(self, config: Mapping[str, Any]) -> Path:
+        """Copies of ``runs:/`` inputs go where the nodes see them: the shared path."""
+        return (shared_root() or runner_home()) / "inputs"
 
     def launch(self, prepared: Prepared) -> SlurmRunHandle:
         request = prepared.request

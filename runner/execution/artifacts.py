@@ -42,9 +42,10 @@ class ArtifactCopies:
     """Resolves ``runs:/`` values of path parameters to private local copies (removed with the
     run that uses them), so a step can never change the artifact of the run it read."""
 
-    def __init__(self) -> None:
+    def __init__(self, inputs_dir: Path | None = None) -> None:
         self.copies: list[Path] = []
         self.root = Path("/")  # the artifacts folder of the run being copied from
+        self.inputs_dir = inputs_dir  # None: the system's temporary folder
 
     def __call__(self, name: str, uri: str) -> str:
         """The local copy of the artifact ``uri`` names: from this machine's RUNNER_HOME when
@@ -74,7 +75,9 @@ class ArtifactCopies:
         return _links_out_of(self.root, folder, names)
 
     def _holder(self) -> Path:
-        holder = Path(tempfile.mkdtemp(prefix="runner-input-"))
+        if self.inputs_dir is not None:
+            self.inputs_dir.mkdir(parents=True, exist_ok=True)
+        holder = Path(tempfile.mkdtemp(prefix="runner-input-", dir=self.inputs_dir))
         self.copies.append(holder)
         return holder
 

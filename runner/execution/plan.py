@@ -171,12 +171,13 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     entry = get_entry_point(spec, request.entry_point)
     copies: list[Path] = []  # runs:/ values of path parameters get private local copies
     try:
-        resolved = resolve_params(
-            entry, request.parameters, cwd=request.cwd, locators={"runs": _copier(copies)}
-        )
         manager = choose_manager(spec, request.env_manager)
-        match_warnings = _python_match_warnings(manager, request.python_match)
         backend = choose_backend(request.backend, manager, spec.env.kind)
+        copier = _copier(copies, backend, request.backend_config)
+        resolved = resolve_params(
+            entry, request.parameters, cwd=request.cwd, locators={"runs": copier}
+        )
+        match_warnings = _python_match_warnings(manager, request.python_match)
         validate_backend(backend, request.backend_config, spec)
     except BaseException:
         _remove_copies(copies)
@@ -204,13 +205,18 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     )
 
 
-def _copier(copies: list[Path]) -> Callable[[str, str], str]:
-    """Resolves a runs:/ value to a local copy, kept in ``copies`` (imported only when used)."""
+def _copier(
+    copies: list[Path], backend: str, config: Mapping[str, Any]
+) -> Callable[[str, str], str]:
+    """Resolves a runs:/ value to a local copy, kept in ``copies`` (imported only when used),
+    in the folder the backend's entry points can read."""
 
     def copy(name: str, uri: str) -> str:
+        from runner.backend import load_backend
         from runner.execution.artifacts import ArtifactCopies
 
-        artifacts = ArtifactCopies()
+        inputs_dir = getattr(load_backend(backend), "inputs_dir", None)
+        artifacts = ArtifactCopies(inputs_dir(config) if callable(inputs_dir) else None)
         try:
             return artifacts(name, uri)
         finally:

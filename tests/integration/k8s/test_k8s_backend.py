@@ -487,3 +487,33 @@ def test_an_unscheduled_pod_keeps_the_run_scheduled_until_it_runs(
     _wait(lambda: records()[0]["status"] == "RUNNING", timeout=60)
     _wait(lambda: records()[0]["status"] == "FINISHED", timeout=120)
     assert "done" in (run_artifacts_dir(run_id) / "output.log").read_text()
+
+
+def test_path_inputs_are_refused_before_an_image_is_built(
+    tmp_path: Path, config: Callable[..., Path], emulator: Emulator, python_image: str
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("1,2\n")
+    proj = write_project(
+        tmp_path / "paths",
+        {
+            "MLproject": f"""
+                docker_env: {{image: {python_image}}}
+                entry_points:
+                  main:
+                    parameters: {{data: path}}
+                    command: "cat {{data}}"
+            """
+        },
+    )
+    result = _run(proj, config(), "-P", f"data={data}")
+    assert result.returncode == 1
+    assert (
+        f"kubernetes backend: path parameters name files on this machine ({data}), "
+        "which a pod cannot read" in result.stderr
+    )
+    assert "put the files in the project" in result.stderr
+    (run,) = records()
+    assert run["status"] == "FAILED" and "which a pod cannot read" in run["failure_reason"]
+    assert "image_id" not in run["environment"]  # nothing was built or pushed
+    assert not any(r.method == "POST" for r in emulator.requests)

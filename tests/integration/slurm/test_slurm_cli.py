@@ -455,3 +455,33 @@ def test_a_queued_job_whose_runner_died_stays_scheduled_then_runs(
     _wait_for(lambda: _show(run_id)["status"] != "SCHEDULED", "the run to leave SCHEDULED")
     assert _show(run_id)["status"] in ("RUNNING", "FINISHED")
     _wait_for(lambda: _show(run_id)["status"] == "FINISHED", "the run to finish")
+
+
+def test_a_runs_uri_input_is_copied_where_the_nodes_see_it(
+    slurm: SlurmCluster, tmp_path: Path, runner_home: Path
+) -> None:
+    maker = write_project(
+        tmp_path / "make",
+        {
+            "MLproject": "entry_points: {main: {command: 'python make.py'}}",
+            "make.py": """
+                import runner_tracking as t
+                open("numbers.txt", "w").write("1 2 3\\n")
+                t.log_artifact("numbers.txt")
+            """,
+        },
+    )
+    made = run_cli("run", str(maker), "--env-manager", "local")
+    assert made.returncode == 0, made.stderr
+    source = _latest_run()["run_id"]
+    reader = write_project(
+        tmp_path / "read",
+        {"MLproject": "entry_points: {main: {parameters: {data: path}, command: 'cat {data}'}}"},
+    )
+    code, out, err = _run(reader, "{}", "-P", f"data=runs:/{source}/numbers.txt")
+    assert code == 0, err
+    assert out == "1 2 3\n"
+    run = _latest_run()
+    copy = Path(str(run["command"]).removeprefix("cat "))
+    assert copy.is_relative_to(runner_home / "inputs")  # RUNNER_HOME is what the nodes share
+    assert not copy.exists()  # removed with the run that read it

@@ -28,6 +28,7 @@ from runner.project.records import ProjectSpec
 from runner.status import RunStatus
 
 TOKEN_VAR = "RUNNER_TRACKING_TOKEN"
+MLFLOW_TOKEN_VAR = "MLFLOW_TRACKING_TOKEN"  # what MLflow's client sends as its Bearer token
 # what the run's own variables say that means nothing in a pod (host paths, the journal)
 _HOST_ONLY = HOST_ONLY_VARS | {"RUNNER_ARTIFACTS_DIR", "RUNNER_TRACKING_URI", "PYTHONPATH"}
 
@@ -43,9 +44,11 @@ def pod_env(request: LaunchRequest, tracking_uri: str) -> dict[str, str]:
         MLFLOW_TRACKING_URI=tracking_uri,
         MLFLOW_RUN_ID=request.run_id,
     )
+    # a host-side MLflow API's own token means nothing to the server: the pod sends the server's
+    env.pop(MLFLOW_TOKEN_VAR, None)
     token = os.environ.get(TOKEN_VAR)
     if token:  # the server's token: in the Job's spec, so readable by whoever reads the Job
-        env[TOKEN_VAR] = token
+        env[TOKEN_VAR] = env[MLFLOW_TOKEN_VAR] = token
     docker_env = request.spec.env.docker
     allowed = allowlist(request.config, "allowed_env", os.environ, ENV_ALLOW_VAR, ",")
     entries = docker_env.environment if docker_env else ()
@@ -211,7 +214,7 @@ class KubernetesBackend(BaseBackend):
         image = f"{config.repository}:unbuilt"
         manifest = job_manifest(request, config, image)
         for entry in manifest["spec"]["template"]["spec"]["containers"][0]["env"]:
-            if entry["name"] == TOKEN_VAR:
+            if entry["name"] in (TOKEN_VAR, MLFLOW_TOKEN_VAR):
                 entry["value"] = "***"  # printed: never the token itself
         note = (
             "# runner --dry-run: nothing was built, pushed or submitted. The image is built\n"

@@ -106,6 +106,11 @@ class Kubelet:
             self._started.add(uid)
         threading.Thread(target=self._run, args=(pod,), daemon=True).start()
 
+    def pod_uids(self) -> set[str]:
+        """Every pod this kubelet started or stopped: its containers, among other emulators'."""
+        with self._lock:
+            return set(self._started)
+
     def _set_status(self, pod: Obj, **status: Any) -> None:
         """Update the pod's status unless it already ended (an eviction decided it)."""
         meta = pod["metadata"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(str(exc))
 
 
-def _emulator_containers(client: Any) -> list[str]:
+def _emulator_containers(client: Any, cluster: Emulator) -> list[str]:
+    """The containers of ``cluster``'s pods: other sessions' emulators share the engine."""
     found = client.api.containers(all=True, filters={"label": f"{LABEL}=true"})
-    return [c["Id"] for c in found]
+    ours = cluster.kubelet.pod_uids()
+    return [c["Id"] for c in found if (c.get("Labels") or {}).get("pod-uid") in ours]
 
 
 @pytest.fixture
@@ -61,7 +65,7 @@ def emulator(docker_client: Any) -> Iterator[Emulator]:
     cluster = Emulator(docker_client).start()
     yield cluster
     cluster.close()
-    left = _emulator_containers(docker_client)
+    left = _emulator_containers(docker_client, cluster)
     for container in left:
         docker_client.api.remove_container(container, force=True)
     assert left == [], f"the emulator left containers behind: {left}"
@@ -82,3 +86,37 @@ def k8s(kubeconfig: Path) -> Any:
 
     config.load_kube_config(config_file=str(kubeconfig))
     return client
+
+
+@pytest.fixture(scope="session")
+def host_address() -> str:
+    """An address of this machine that is not loopback (pods use the host's network here)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+            address = str(probe.getsockname()[0])
+    except OSError as exc:
+        pytest.skip(f"this machine has no route off loopback: {exc}")
+    if address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    return address
+
+
+@pytest.fixture
+def config(
+    tmp_path: Path, kubeconfig: Path, registry: str, host_address: str
+) -> Callable[..., Path]:
+    """Writes the backend's config for the emulator and the registry; ``extra`` keys win."""
+
+    def write(**extra: Any) -> Path:
+        path = tmp_path / "k8s.json"
+        body = {
+            "kubeconfig": str(kubeconfig),
+            "repository-uri": f"{registry}/runner-test/k8s",
+            "tracking-uri": f"http://{host_address}:9",  # nothing listens: logging warns
+            **extra,
+        }
+        path.write_text(json.dumps(body))
+        return path
+
+    return write

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,19 +21,6 @@ from tests.helpers import records, run_cli, spawn_cli, write_project
 from tests.k8s_emulator import Emulator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def _host_address() -> str:
-    """An address of this machine that is not loopback (pods use the host's network here)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
-            address = str(probe.getsockname()[0])
-    except OSError as exc:
-        pytest.skip(f"this machine has no route off loopback: {exc}")
-    if address.startswith("127."):
-        pytest.skip("this machine has no address but loopback")
-    return address
 
 
 @pytest.fixture
@@ -60,22 +46,6 @@ def project(tmp_path: Path, python_image: str) -> Callable[[str], Path]:
         )
 
     return make
-
-
-@pytest.fixture
-def config(tmp_path: Path, kubeconfig: Path, registry: str) -> Callable[..., Path]:
-    def write(**extra: Any) -> Path:
-        path = tmp_path / "k8s.json"
-        body = {
-            "kubeconfig": str(kubeconfig),
-            "repository-uri": f"{registry}/runner-test/k8s",
-            "tracking-uri": f"http://{_host_address()}:9",  # nothing listens: logging warns
-            **extra,
-        }
-        path.write_text(json.dumps(body))
-        return path
-
-    return write
 
 
 def _run(proj: Path, config: Path, *args: str) -> Any:
@@ -319,12 +289,15 @@ def test_dry_run_prints_the_validated_job_and_submits_nothing(
 
 
 def test_runner_tracking_in_a_pod_logs_into_the_run_over_http(
-    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+    project: Callable[[str], Path],
+    config: Callable[..., Path],
+    emulator: Emulator,
+    host_address: str,
 ) -> None:
     """No MLflow in the image: runner_tracking (put in every pod image) posts to the server."""
     from tests.live_server import free_port, server_process
 
-    token, port, host = "k8s-test-token", free_port(), _host_address()
+    token, port, host = "k8s-test-token", free_port(), host_address
     script = (
         "import runner_tracking as t; t.log_param('alpha', '0.1'); "
         "[t.log_metric('loss', 1.0 / s, step=s) for s in (1, 2, 4)]; print('logged')"
@@ -353,11 +326,14 @@ def test_runner_tracking_in_a_pod_logs_into_the_run_over_http(
 
 
 def test_a_schedule_firing_twice_gives_two_recorded_runs(
-    project: Callable[[str], Path], config: Callable[..., Path], emulator: Emulator
+    project: Callable[[str], Path],
+    config: Callable[..., Path],
+    emulator: Emulator,
+    host_address: str,
 ) -> None:
     from tests.live_server import free_port, server_process
 
-    token, port, host = "k8s-test-token", free_port(), _host_address()
+    token, port, host = "k8s-test-token", free_port(), host_address
     script = "import runner_tracking as t; t.log_metric('loss', 0.5); print('nightly ran')"
     proj = project(f'python -c "{script}"')
     args = ("--host", "0.0.0.0", "--token", token, "--allowed-host", host)

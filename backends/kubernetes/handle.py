@@ -64,6 +64,7 @@ class JobHandle:
         self._attempts: dict[str, int] = {}
         self._followers: list[threading.Thread] = []
         self._timers: dict[str, threading.Timer] = {}
+        self._deleters: list[threading.Thread] = []  # joined before the end: see _stop_watching
         self._watches: list[Any] = []  # the kubernetes Watch objects open now or before
         self._cancelled = False
         self._job: Any = None
@@ -95,7 +96,9 @@ class JobHandle:
         if self._done.is_set() or self._cancelled:
             return
         self._cancelled = True
-        threading.Thread(target=self._delete, args=(grace,), daemon=True).start()
+        deleter = threading.Thread(target=self._delete, args=(grace,), daemon=True)
+        self._deleters.append(deleter)
+        deleter.start()
 
     def _delete(self, grace: float) -> None:
         import urllib3.exceptions
@@ -204,8 +207,9 @@ class JobHandle:
             self._recheck_later(pod.metadata.name, self.ref.pending_timeout - stuck_for)
             return
         reason = f"{problem} (pending for longer than {self.ref.pending_timeout:g}s)"
-        self._end(ExitInfo(RunStatus.FAILED, None, reason))  # first: the delete is ours
-        self._delete(0)  # a pod that cannot start must not wait in the queue forever
+        # ended first (the delete is ours, not a cancel); a pod that cannot start must not wait
+        # in the queue forever: deleted by the end's own thread, before the run is over
+        self._end(ExitInfo(RunStatus.FAILED, None, reason), delete=True)
 
     def _recheck_later(self, name: str, delay: float) -> None:
         """One timer per stuck pod, at its deadline: no event may come before it passes."""
@@ -257,15 +261,17 @@ class JobHandle:
 
     # -- the end -------------------------------------------------------------------------
 
-    def _end(self, info: ExitInfo) -> None:
+    def _end(self, info: ExitInfo, *, delete: bool = False) -> None:
         with self._lock:
             if self._done.is_set():
                 return
             self._done.set()
-        threading.Thread(target=self._finish, args=(info,), daemon=True).start()
+        threading.Thread(target=self._finish, args=(info, delete), daemon=True).start()
 
-    def _finish(self, info: ExitInfo) -> None:
+    def _finish(self, info: ExitInfo, delete: bool = False) -> None:
         """After the last attempt's log is read (its stream ends with the container)."""
+        if delete:
+            self._delete(0)
         for pod in self._list_pods():  # one GET: the pod watch may lag behind the Job's
             self._register(pod)
             if started(pod):
@@ -289,7 +295,7 @@ class JobHandle:
             watcher.stop()
         for timer in list(self._timers.values()):
             timer.cancel()
-        for thread in self._threads:
+        for thread in [*self._threads, *self._deleters]:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
 

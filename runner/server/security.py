@@ -140,8 +140,20 @@ def _origin_host(origin: str) -> str:
         return ""
 
 
+# MLflow's names for these refusals: its client shows them ("UNAUTHENTICATED: ...") and
+# raises the matching exception, instead of calling them internal errors
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    413: "RESOURCE_EXHAUSTED",
+}
+
+
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body: dict[str, Any] = {"error": code, "message": message}
+    if status in _MLFLOW_CODES:
+        body["error_code"] = _MLFLOW_CODES[status]
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if status == 401:

@@ -199,6 +199,7 @@ def test_every_endpoint_needs_the_token(guarded: str) -> None:
             answer = requests.request(method, f"{guarded}{concrete}", timeout=30)
             assert answer.status_code == 401, (method, path)
             assert answer.json()["error"] == "unauthorized"
+            assert answer.json()["error_code"] == "UNAUTHENTICATED"  # as MLflow's client reads it
             assert answer.headers["www-authenticate"].startswith("Bearer")
             checked += 1
     assert checked > 20

@@ -161,8 +161,17 @@ def test_client_errors_say_what_is_wrong(mlflow_python: Path, tmp_path: Path) ->
         "        return [exc.error_code, exc.message]\n"
         "    return None\n"
         "client = mlflow.MlflowClient()\n"
+        "def wrong_token():\n"
+        "    import os\n"
+        "    good = os.environ['MLFLOW_TRACKING_TOKEN']\n"
+        "    os.environ['MLFLOW_TRACKING_TOKEN'] = 'x' * len(good)\n"
+        "    try:\n"
+        "        return attempt(lambda: client.get_experiment('0'))\n"
+        "    finally:\n"
+        "        os.environ['MLFLOW_TRACKING_TOKEN'] = good\n"
         "mlflow.start_run()\n"
         "print('RESULT=' + json.dumps({\n"
+        "    'wrong_token': wrong_token(),\n"
         "    'changed_param': attempt(lambda: mlflow.log_param('alpha', '9')),\n"
         "    'unknown_run': attempt(lambda: client.get_run('0' * 32)),\n"
         "    'new_run': attempt(lambda: client.create_run('0')),\n"
@@ -182,6 +191,8 @@ def test_client_errors_say_what_is_wrong(mlflow_python: Path, tmp_path: Path) ->
     assert "creates none through the MLflow API" in seen["new_run"][1]
     assert seen["bad_filter"][0] == "INVALID_PARAMETER_VALUE"
     assert "'filter'" in seen["bad_filter"][1]
+    assert seen["wrong_token"][0] == "UNAUTHENTICATED"
+    assert "a valid token is required" in seen["wrong_token"][1]
     assert seen["unknown_experiment"] == [
         "RESOURCE_DOES_NOT_EXIST",
         "RESOURCE_DOES_NOT_EXIST: No Experiment with id=987654 exists",

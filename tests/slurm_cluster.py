@@ -278,8 +278,10 @@ def _teardown(cluster: SlurmCluster) -> None:
 
 
 @contextlib.contextmanager
-def slurm_cluster(accounting: bool = False) -> Iterator[SlurmCluster]:
+def slurm_cluster(accounting: bool = False, oci_conf: str = "") -> Iterator[SlurmCluster]:
     """Start a one-node cluster (with slurmdbd and MariaDB when ``accounting``); stop it after.
+    ``oci_conf``, when given, is written as the ``oci.conf`` beside slurm.conf: the text may
+    hold ``{base}``, replaced by the cluster's directory (e.g. for the runtime's state root).
 
     The base directory is world-traversable (munged runs as the ``munge`` user, MariaDB as
     ``mysql``); pytest's own temp dirs are private to root, so the cluster makes its own.
@@ -296,6 +298,8 @@ def slurm_cluster(accounting: bool = False) -> Iterator[SlurmCluster]:
     cluster.env = {"SLURM_CONF": str(conf)}
     daemon_env = {**os.environ, **cluster.env, "PATH": _sbin_path()}
     try:
+        if oci_conf:
+            _write(base / "oci.conf", oci_conf.replace("{base}", str(base)))
         _boot(cluster, daemon_env)
         yield cluster
     finally:

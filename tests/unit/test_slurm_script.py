@@ -1,5 +1,6 @@
 """The Slurm backend's config checks and batch script, without a cluster: the script runs
-under the real bash (as slurmd would start it), and hostile config values are property-tested."""
+under the real bash and under a lone POSIX sh (as in a container image), and hostile config
+values are property-tested."""
 
 from __future__ import annotations
 
@@ -74,6 +75,29 @@ def test_a_node_that_cannot_see_the_environment_says_which_setting(tmp_path: Pat
     )
     reason = exit_info(JobState("7", "FAILED", "NonZeroExitCode", 97)).reason
     assert reason is not None and "RUNNER_SLURM_SHARED_DIR" in reason
+
+
+BUSYBOX = Path("/bin/busybox")
+
+
+@pytest.mark.skipif(not BUSYBOX.is_file(), reason="needs busybox (the busybox-static package)")
+def test_the_script_runs_where_there_is_no_bash(tmp_path: Path) -> None:
+    """A container image may have only a POSIX sh: the script runs there and so does the
+    command, with ``sh -c`` ($0 says which shell ran it)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for applet in ("sh", "cat", "mv", "printf", "hostname"):
+        (tools / applet).symlink_to(BUSYBOX)
+    task = _task(tmp_path, 'echo "ran by $0"; exit 4')
+    path = tmp_path / "job.sh"
+    path.write_text(render_job(task, job_name("r1"), []))
+    assert path.read_text().startswith("#!/bin/sh\n")
+    done = subprocess.run(
+        [str(tools / "sh"), str(path)], env={"PATH": str(tools)}, capture_output=True, timeout=30
+    )
+    assert done.returncode == 4, done.stderr
+    assert task.files.output(0).read_text() == "ran by sh\n"
+    assert task.files.last_exit() == 4
 
 
 def test_config_keys_become_sbatch_options() -> None:

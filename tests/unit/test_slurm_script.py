@@ -37,7 +37,8 @@ def _run_script(script: str, tmp_path: Path, restart: str | None = None) -> int:
     env = {"PATH": os.environ["PATH"]}
     if restart is not None:
         env["SLURM_RESTART_COUNT"] = restart
-    return subprocess.run(["bash", str(path)], env=env, timeout=30).returncode
+    interpreter = script.splitlines()[0].removeprefix("#!")  # what Slurm runs it with
+    return subprocess.run([interpreter, str(path)], env=env, timeout=30).returncode
 
 
 def _valid(config: dict[str, Any]) -> bool:

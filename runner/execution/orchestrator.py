@@ -194,6 +194,7 @@ def _execute(
             return _prepare_and_launch(run_id, plan, store, backend, start, sink, progress)
     finally:
         _ingest_last(store, run_id, journal, progress, reserve)
+        _upload_outputs(store, run_id, backend, progress)
 
 
 def _ingest_last(
@@ -213,6 +214,20 @@ def _ingest_last(
             else "a logged record was"
         )
         progress(f"warning: {count} not recorded (tag {WARNING_TAG}): {journal.first_reason}")
+
+
+def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progress) -> None:
+    """With a tracking server for a store, the run's files and output log go there too, so
+    another machine sees them; best effort, as how the run ended is already decided. An
+    entry point logging over HTTP has sent its files itself: only the log is left to send."""
+    from runner.store.rest import RestStore
+
+    if not isinstance(store, RestStore):
+        return
+    from runner.execution.upload import upload_run_outputs
+
+    with_files = backend.tracking != "http"
+    upload_run_outputs(store, run_id, run_artifacts_dir(run_id), LOG_FILE, with_files, progress)
 
 
 def _ingest_with_room(

@@ -227,7 +227,32 @@ def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progr
     from runner.execution.upload import upload_run_outputs
 
     with_files = backend.tracking != "http"
-    upload_run_outputs(store, run_id, run_artifacts_dir(run_id), LOG_FILE, with_files, progress)
+    try:
+        with _beating(store, run_id):
+            folder = run_artifacts_dir(run_id)
+            upload_run_outputs(store, run_id, folder, LOG_FILE, with_files, progress)
+    except Exception as exc:  # what upload_run_outputs did not foresee: still not the run's end
+        progress(f"warning: the run's files could not be sent to the tracking server: {exc!r}")
+
+
+@contextmanager
+def _beating(store: Store, run_id: str) -> Iterator[None]:
+    """Heartbeats while a long upload goes on (the watchdog has stopped), so that another
+    host never takes this runner for a dead one and ends the run as lost meanwhile."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with suppress(Exception):  # a missed beat is retried on the next one
+                store.heartbeat(run_id)
+
+    thread = threading.Thread(target=beat, name="runner-upload-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _ingest_with_room(

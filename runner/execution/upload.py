@@ -119,6 +119,9 @@ def _send_all(uploads: list[Upload], outcome: _Outcome) -> None:
         except RunnerError as exc:
             outcome.give_up([name for name, _upload in uploads[index:]], exc.message)
             return
+        except Exception as exc:  # e.g. a broken answer requests could not read
+            outcome.give_up([name for name, _upload in uploads[index:]], repr(exc))
+            return
         except (KeyboardInterrupt, Cancelled):
             reason = "interrupted before the upload finished"
             outcome.give_up([name for name, _upload in uploads[index:]], reason)

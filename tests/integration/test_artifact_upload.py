@@ -27,7 +27,7 @@ MLPROJECT = """
         command: "python log.py {code} {extra}"
 """
 LOG_ARTIFACTS = """
-import os, sys
+import os, sys, time
 from pathlib import Path
 import runner_tracking as t
 
@@ -48,6 +48,9 @@ if extra == "refused-name":
     t.log_artifact("50%41.txt")
 print("hello from the run", flush=True)
 print("a line on stderr", file=sys.stderr, flush=True)
+if extra == "hold":
+    Path("held").write_text("")  # the test cancels the run from here
+    time.sleep(120)
 sys.exit(code)
 """
 LOGGED = {
@@ -156,6 +159,22 @@ def test_a_failing_runs_files_and_log_are_uploaded_too(server: Server, tmp_path:
     assert "warning" not in output
     record = shown(server, run_id, tmp_path / "elsewhere")
     assert (record["status"], record["exit_code"]) == ("FAILED", 3)
+    assert on_server(server, run_id, tmp_path) == LOGGED
+    assert printed((server.artifacts / run_id / "output.log").read_text())
+
+
+def test_a_cancelled_runs_files_and_log_are_uploaded_too(server: Server, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    started = run_cli("run", str(folder), "-P", "extra=hold", "--detach", env=server.env)
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    deadline = time.monotonic() + 60
+    while not (folder / "held").exists():
+        assert time.monotonic() < deadline, "the entry point never got to its artifacts"
+        time.sleep(0.1)
+    cancelled = run_cli("runs", "cancel", run_id, env=server.env)
+    assert cancelled.returncode == 0 and "KILLED" in cancelled.stdout, cancelled.stderr
+    assert shown(server, run_id, tmp_path / "elsewhere")["status"] == "KILLED"
     assert on_server(server, run_id, tmp_path) == LOGGED
     assert printed((server.artifacts / run_id / "output.log").read_text())
 
@@ -291,3 +310,22 @@ def test_the_walk_leaves_out_links_out_of_the_files_and_loops(tmp_path: Path) ->
         "sub/in-file",
     ]
     assert unreadable == [] and artifact_files(tmp_path / "missing") == ([], [])
+
+
+def test_the_log_endpoint_over_http(server: Server, tmp_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with server.store() as store:
+        run_id = new_run(store)
+    log = f"{server.url}/api/runs/{run_id}/artifacts/output-log"
+    missing = requests.get(log, headers=headers, timeout=30)
+    assert missing.status_code == 404
+    assert missing.json()["message"] == f"run {run_id} has no output log on this server"
+    put = requests.put(log, data=b"line 1\nline 2\n", headers=headers, timeout=30)
+    assert (put.status_code, put.json()) == (201, {"size": 14})
+    got = requests.get(log, headers=headers, timeout=30)
+    assert got.content == b"line 1\nline 2\n" and got.headers["content-length"] == "14"
+    assert [p.name for p in (server.artifacts / run_id).iterdir()] == ["output.log"]  # no temp
+    unknown = requests.put(log.replace(run_id, "f" * 32), data=b"x", headers=headers, timeout=30)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "run-not-found"
+    document = requests.get(f"{server.url}/api/openapi.json", headers=headers, timeout=30).json()
+    assert set(document["paths"]["/api/runs/{run_id}/artifacts/output-log"]) == {"get", "put"}

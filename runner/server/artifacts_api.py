@@ -1,4 +1,4 @@
-"""The endpoints an entry point on another machine logs through: journal records, artifact files."""
+"""The endpoints runs on other machines log through: journal records, artifact files, the log."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ LOG_FILE = "output.log"  # runner.execution.orchestrator.LOG_FILE, which the web
 
 
 class ArtifactsApi:
-    """Artifact upload, listing and download, and the journal endpoint, over one store."""
+    """Artifact upload, listing and download, a run's output log, and the journal endpoint,
+    over one store."""
 
     def __init__(self, store: SqlRunStore, artifacts: ArtifactStore) -> None:
         self.store = store

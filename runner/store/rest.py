@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 TOKEN_VARIABLE = "RUNNER_TRACKING_TOKEN"
 TIMEOUT = 30.0
+UPLOAD_ANSWER_TIMEOUT = 600.0  # seconds a server may take to store an uploaded file
 RETRIES = 5  # attempts for a request that met a dropped connection or a 502/503/504
 BACKOFF = 0.2  # seconds before the second attempt, doubling after each
 _RETRY_STATUS = (502, 503, 504)
@@ -332,8 +333,8 @@ class RestStore:
         when the server has none."""
         url = f"/api/runs/{_id(run_id)}/artifacts/output-log"
         with self._send("GET", url, stream=True) as response:
-            if response.status_code == 404 and _error_code(response) == "artifact-not-found":
-                return False
+            if response.status_code == 404 and _error_code(response) != "run-not-found":
+                return False  # none sent (or a server older than the log endpoint)
             if response.status_code >= 400:
                 _answer(response)  # raises with the server's message
             for chunk in response.iter_content(DOWNLOAD_CHUNK):
@@ -378,12 +379,14 @@ class RestStore:
         import requests
 
         url = self.base_url + path
+        # a server answers an upload once it has stored the whole file: that may take a while
+        timeout = TIMEOUT if body is None else (TIMEOUT, UPLOAD_ANSWER_TIMEOUT)
         for attempt in range(1, RETRIES + 1):
             if body is not None:
                 body.seek(0)
                 kw["data"] = body
             try:
-                response = self._session.request(method, url, timeout=TIMEOUT, **kw)
+                response = self._session.request(method, url, timeout=timeout, **kw)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == RETRIES:
                     raise _unreachable(self.base_url, exc) from exc

@@ -149,7 +149,9 @@ def test_a_local_runs_files_and_log_reach_the_server(
     assert logs.stdout == (server.artifacts / run_id / "output.log").read_text()
     assert not (elsewhere / "artifacts" / run_id).exists()  # it came from the server
     page = requests.get(  # the web UI's log view shows the same
-        f"{server.url}/ui/runs/{run_id}/log", headers={"Authorization": f"Bearer {TOKEN}"}
+        f"{server.url}/ui/runs/{run_id}/log",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
     )
     assert page.json()["text"] == logs.stdout and page.json()["done"] is True
 
@@ -329,3 +331,28 @@ def test_the_log_endpoint_over_http(server: Server, tmp_path: Path) -> None:
     assert unknown.status_code == 404 and unknown.json()["error"] == "run-not-found"
     document = requests.get(f"{server.url}/api/openapi.json", headers=headers, timeout=30).json()
     assert set(document["paths"]["/api/runs/{run_id}/artifacts/output-log"]) == {"get", "put"}
+
+
+def test_a_backend_whose_entry_points_log_over_http_sends_only_the_log(
+    server: Server, tmp_path: Path, runner_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backends.local import LocalBackend
+    from backends.slurm.backend import SlurmBackend
+    from runner.execution.orchestrator import _upload_outputs
+
+    monkeypatch.setenv("RUNNER_TRACKING_URI", server.url)
+    slurm = SlurmBackend()  # with a server for a store, its jobs log to it over HTTP
+    assert slurm.tracking == "http"
+    with server.store() as store:
+        over_http, journal = new_run(store), new_run(store)
+        for run_id in (over_http, journal):
+            folder = runner_home / "artifacts" / run_id
+            write_project(folder, {"files/model.txt": "v1", "output.log": "printed\n"})
+        lines: list[str] = []
+        _upload_outputs(store, over_http, slurm, lines.append)
+        _upload_outputs(store, journal, LocalBackend(), lines.append)
+        assert [entry.path for entry in store.list_artifacts(over_http)] == []
+        assert [entry.path for entry in store.list_artifacts(journal)] == ["model.txt"]
+    for run_id in (over_http, journal):
+        assert (server.artifacts / run_id / "output.log").read_text() == "printed\n"
+    assert lines == [f"uploading 1 artifact file to the tracking server {server.url}"]

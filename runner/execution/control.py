@@ -124,6 +124,17 @@ def _follow_log_file(store: Store, run_id: str, follow: bool, write: Write) -> N
             reconcile(store)
     if follow:
         _print_from(path, offset, write)
+    if not path.exists():
+        _print_from_server(store, run_id, write)
+
+
+def _print_from_server(store: Store, run_id: str, write: Write) -> None:
+    """A run that ran on another machine: its log is the copy it sent the tracking server
+    when it ended (none while it runs)."""
+    from runner.store.rest import RestStore
+
+    if isinstance(store, RestStore):
+        store.copy_log(run_id, write)
 
 
 def _print_from(path: os.PathLike[str], offset: int, write: Write) -> int:

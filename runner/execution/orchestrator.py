@@ -194,6 +194,7 @@ def _execute(
             return _prepare_and_launch(run_id, plan, store, backend, start, sink, progress)
     finally:
         _ingest_last(store, run_id, journal, progress, reserve)
+        _upload_outputs(store, run_id, backend, progress)
 
 
 def _ingest_last(
@@ -213,6 +214,47 @@ def _ingest_last(
             else "a logged record was"
         )
         progress(f"warning: {count} not recorded (tag {WARNING_TAG}): {journal.first_reason}")
+
+
+def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progress) -> None:
+    """With a tracking server for a store, the run's files and output log go there too, so
+    another machine sees them; best effort, as how the run ended is already decided. An
+    entry point logging over HTTP has sent its files itself: only the log is left to send."""
+    from runner.store.rest import RestStore
+
+    if not isinstance(store, RestStore):
+        return
+    from runner.execution.upload import upload_run_outputs
+
+    with_files = backend.tracking != "http"
+    try:
+        with _beating(store, run_id):
+            folder = run_artifacts_dir(run_id)
+            upload_run_outputs(store, run_id, folder, LOG_FILE, with_files, progress)
+    except Exception as exc:  # what upload_run_outputs did not foresee: still not the run's end
+        progress(f"warning: the run's files could not be sent to the tracking server: {exc!r}")
+    except (KeyboardInterrupt, Cancelled):  # how the run ended is decided: a ^C skips the rest
+        progress("warning: sending the run's files to the tracking server was interrupted")
+
+
+@contextmanager
+def _beating(store: Store, run_id: str) -> Iterator[None]:
+    """Heartbeats while a long upload goes on (the watchdog has stopped), so that another
+    host never takes this runner for a dead one and ends the run as lost meanwhile."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with suppress(Exception):  # a missed beat is retried on the next one
+                store.heartbeat(run_id)
+
+    thread = threading.Thread(target=beat, name="runner-upload-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _ingest_with_room(

@@ -1,9 +1,12 @@
-"""The endpoints an entry point on another machine logs through: journal records, artifact files."""
+"""The endpoints runs on other machines log through: journal records, artifact files, the log."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +20,8 @@ from runner.server.artifacts import (
     COPY_CHUNK,
     ArtifactNotFound,
     ArtifactStore,
+    LocalArtifactStore,
+    check_run_id,
     contained_artifact_path,
 )
 from runner.server.http import BadRequest, field, read_json, typed
@@ -26,10 +31,12 @@ from runner.store.keyed import Batch
 MAX_RECORDS = 10_000  # per journal request; runner_tracking sends far fewer
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload larger than this is spooled to a temp file
 KNOWN_KINDS = ("metric", "param", "tag")
+LOG_FILE = "output.log"  # runner.execution.orchestrator.LOG_FILE, which the web UI shows
 
 
 class ArtifactsApi:
-    """Artifact upload, listing and download, and the journal endpoint, over one store."""
+    """Artifact upload, listing and download, a run's output log, and the journal endpoint,
+    over one store."""
 
     def __init__(self, store: SqlRunStore, artifacts: ArtifactStore) -> None:
         self.store = store
@@ -37,11 +44,15 @@ class ArtifactsApi:
 
     def routes(self) -> list[Route]:
         files = "/api/runs/{run_id}/artifacts/files/{path:path}"
+        # under artifacts/: an upload's size limit is an artifact's, not a JSON request's
+        log = "/api/runs/{run_id}/artifacts/output-log"
         return [
             Route("/api/runs/{run_id}/journal", self.journal, methods=["POST"]),
             Route("/api/runs/{run_id}/artifacts", self.list_artifacts, methods=["GET"]),
             Route(files, self.upload, methods=["PUT"]),
             Route(files, self.download, methods=["GET"]),
+            Route(log, self.upload_log, methods=["PUT"]),
+            Route(log, self.download_log, methods=["GET"]),
         ]
 
     async def journal(self, request: Request) -> JSONResponse:
@@ -113,6 +124,38 @@ class ArtifactsApi:
         entries = [{"path": e.path, "is_dir": e.is_dir, "size": e.size} for e in found]
         return JSONResponse({"root": path, "files": entries})
 
+    async def upload_log(self, request: Request) -> JSONResponse:
+        """Store the request body as the run's output log (replacing one sent before), where
+        the web UI's log view reads it; streamed, never whole in memory."""
+        run_id = await self._run_id(request)
+        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.seek(0)
+            target = self._log_path(run_id)
+            size = await run_in_threadpool(_replace_file, target, _binary(spool))
+        return JSONResponse({"size": size}, status_code=201)
+
+    async def download_log(self, request: Request) -> Response:
+        """The run's output log, as sent at the end of the run."""
+        run_id = await self._run_id(request)
+        target = self._log_path(run_id)
+        try:
+            source = await run_in_threadpool(open, target, "rb")
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"run {run_id} has no output log on this server") from None
+        headers = {"content-length": str(os.fstat(source.fileno()).st_size)}
+        return StreamingResponse(_chunks(source), media_type="text/plain", headers=headers)
+
+    def _log_path(self, run_id: str) -> Path:
+        """Beside the run's ``files/`` in a local artifact root, else in this server's
+        RUNNER_HOME: where ``runner.ui.views.Views._run_folder`` looks for it."""
+        if isinstance(self.artifacts, LocalArtifactStore):
+            return self.artifacts.root / check_run_id(run_id) / LOG_FILE
+        from runner.home import run_artifacts_dir
+
+        return run_artifacts_dir(check_run_id(run_id)) / LOG_FILE
+
     async def _run_id(self, request: Request) -> str:
         record = await run_in_threadpool(self.store.get_run, request.path_params["run_id"])
         return str(record.run_id)
@@ -142,6 +185,22 @@ def _path(request: Request) -> str:
     if not path:
         raise BadRequest("path", "names no file")
     return path
+
+
+def _replace_file(target: Path, data: BinaryIO) -> int:
+    """``data`` as the file ``target``: a temp file renamed into place, so a reader never
+    sees half of it and a failed upload leaves the previous one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(data, out, COPY_CHUNK)
+            written = out.tell()
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return written
 
 
 def _binary(spool: IO[bytes]) -> BinaryIO:

@@ -11,10 +11,10 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from runner.errors import RunNotFound, StoreError
 from runner.status import RunStatus
@@ -34,12 +34,22 @@ if TYPE_CHECKING:
 
 TOKEN_VARIABLE = "RUNNER_TRACKING_TOKEN"
 TIMEOUT = 30.0
+UPLOAD_ANSWER_TIMEOUT = 600.0  # seconds a server may take to store an uploaded file
 RETRIES = 5  # attempts for a request that met a dropped connection or a 502/503/504
 BACKOFF = 0.2  # seconds before the second attempt, doubling after each
 _RETRY_STATUS = (502, 503, 504)
 # The server answers at most this many points at once (runner.server.runs_api).
 HISTORY_CAP = 1_000_000
 DOWNLOAD_CHUNK = 1024 * 1024  # bytes of an artifact download held in memory at once
+# a server's answers refusing one uploaded file (its path, its size), not the client itself
+_REFUSED_FILE = (400, 413)
+
+
+class UploadRefused(StoreError):
+    """The server refused one uploaded file (a path it does not accept, a file too large);
+    other files may still be sent."""
+
+    code = "upload-refused"
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,41 @@ class RestStore:
                     written += len(chunk)
             return written
 
+    def upload_artifact(self, run_id: str, path: str, source: Path) -> int:
+        """Stream the local file ``source`` to the artifact file ``path`` of a run (never
+        whole in memory; a file already there is replaced); returns the bytes stored."""
+        from urllib.parse import quote
+
+        url = f"/api/runs/{_id(run_id)}/artifacts/files/{quote(path)}"
+        return self._put_file(url, source)
+
+    def upload_log(self, run_id: str, source: Path) -> int:
+        """Stream the local file ``source`` to the server as the run's output log (replacing
+        one sent before); returns the bytes stored."""
+        return self._put_file(f"/api/runs/{_id(run_id)}/artifacts/output-log", source)
+
+    def copy_log(self, run_id: str, write: Callable[[bytes], object]) -> bool:
+        """Stream the run's output log from the server to ``write``, chunk by chunk; False
+        when the server has none."""
+        url = f"/api/runs/{_id(run_id)}/artifacts/output-log"
+        with self._send("GET", url, stream=True) as response:
+            if response.status_code == 404 and _error_code(response) != "run-not-found":
+                return False  # none sent (or a server older than the log endpoint)
+            if response.status_code >= 400:
+                _answer(response)  # raises with the server's message
+            for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                write(chunk)
+            return True
+
+    def _put_file(self, url: str, source: Path) -> int:
+        with open(source, "rb") as body, self._send("PUT", url, body=body) as response:
+            if response.status_code in _REFUSED_FILE:
+                try:
+                    _answer(response)
+                except StoreError as exc:
+                    raise UploadRefused(exc.message, hint=exc.hint) from exc
+            return int(_answer(response)["size"])
+
     # -- HTTP ----------------------------------------------------------------------------
 
     def _write(self, run_id: str, body: dict[str, Any]) -> None:
@@ -321,14 +366,27 @@ class RestStore:
         """The answer's JSON; retried on a dropped connection or a gateway error, with backoff."""
         return _answer(self._send(method, path, retried, **kw))
 
-    def _send(self, method: str, path: str, retried: list[int] | None = None, **kw: Any) -> Any:
-        """The answer itself, after the retries ``_request`` promises."""
+    def _send(
+        self,
+        method: str,
+        path: str,
+        retried: list[int] | None = None,
+        body: BinaryIO | None = None,
+        **kw: Any,
+    ) -> Any:
+        """The answer itself, after the retries ``_request`` promises; a ``body`` file is
+        streamed from its start on every attempt (never what an earlier one left of it)."""
         import requests
 
         url = self.base_url + path
+        # a server answers an upload once it has stored the whole file: that may take a while
+        timeout = TIMEOUT if body is None else (TIMEOUT, UPLOAD_ANSWER_TIMEOUT)
         for attempt in range(1, RETRIES + 1):
+            if body is not None:
+                body.seek(0)
+                kw["data"] = body
             try:
-                response = self._session.request(method, url, timeout=TIMEOUT, **kw)
+                response = self._session.request(method, url, timeout=timeout, **kw)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == RETRIES:
                     raise _unreachable(self.base_url, exc) from exc
@@ -367,6 +425,15 @@ def _answer(response: Any) -> Any:
         raise StoreError(f"the tracking server answered HTTP {response.status_code}")
     error = RunNotFound if body.get("error") == "run-not-found" else StoreError
     raise error(str(body["message"]), hint=body.get("hint"))
+
+
+def _error_code(response: Any) -> str | None:
+    """The ``error`` code of an error answer, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("error")) if isinstance(body, dict) else None
 
 
 def _unreachable(base_url: str, exc: Exception) -> StoreError:

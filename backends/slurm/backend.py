@@ -202,7 +202,8 @@ def _submit_tasks(
     for index, (task, folder) in enumerate(zip(tasks, artifacts, strict=True)):
         _write_script(task.files.script, text)  # each run keeps the script that ran it
         requeue = bool(config.get("requeue"))
-        record = JobRecord(f"{array_id}_{index}", str(task.files.root), name, requeue)
+        container = str(config.get("container", ""))
+        record = JobRecord(f"{array_id}_{index}", str(task.files.root), name, requeue, container)
         record.save(folder)
         records.append(record)
     return records
@@ -259,7 +260,8 @@ class SlurmBackend(BaseBackend):
         _write_script(task.files.script, render_job(task, name, sbatch_options(request.config)))
         comment = job_comment(request.run_id)
         job_id = submit_once(task.files.script, name, comment, look_first=tried_before)
-        record = JobRecord(job_id, str(task.files.root), name, bool(request.config.get("requeue")))
+        requeue, container = bool(request.config.get("requeue")), request.config.get("container")
+        record = JobRecord(job_id, str(task.files.root), name, requeue, str(container or ""))
         record.save(artifacts)
         return SlurmRunHandle(record, artifacts)
 

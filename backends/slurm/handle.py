@@ -32,6 +32,7 @@ class JobRecord:
     root: str  # the job's files on the shared path
     name: str
     requeue: bool = False  # Slurm may start it again after a failed attempt
+    container: str = ""  # the OCI bundle the job runs in (config key `container`), if any
 
     def save(self, artifacts: Path) -> None:
         tmp = artifacts / f".{RECORD_FILE}.tmp"
@@ -43,7 +44,9 @@ class JobRecord:
         try:
             data = json.loads((artifacts / RECORD_FILE).read_text())
             requeue = bool(data.get("requeue", False))
-            return cls(str(data["job_id"]), str(data["root"]), str(data["name"]), requeue)
+            container = str(data.get("container", ""))
+            return cls(str(data["job_id"]), str(data["root"]), str(data["name"]), requeue,
+                       container)  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -147,8 +150,22 @@ class SlurmRunHandle:
     def _end(self) -> ExitInfo:
         state = self._state()
         if state is not None and state.ended:
-            return exit_info(state)
+            return self._explained(exit_info(state))
         return ExitInfo(RunStatus.FAILED, None, f"{self._watch.error(self.job_id)} (runner_lost)")
+
+    def _explained(self, info: ExitInfo) -> ExitInfo:
+        """A container job Slurm cancelled before its script began: Slurm says only
+        CANCELLED (the reason is in slurmd's log on the node), so runner says what it knows."""
+        if not (info.status is RunStatus.KILLED and self.record.container):
+            return info
+        if self._cancelled.is_set() or self.files.attempts():
+            return info
+        why = (
+            f"{info.reason} before its batch script started: with `container`, Slurm cancels "
+            f"a job whose OCI bundle it cannot set up ({self.record.container} missing on the "
+            "node, or no config.json there); slurmd's log on the node says why"
+        )
+        return ExitInfo(info.status, info.exit_code, why)
 
     def status(self) -> RunStatus:
         state = self._state()

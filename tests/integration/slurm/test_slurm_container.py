@@ -173,3 +173,16 @@ def test_a_failing_command_in_the_container_fails_with_its_code(
     run = _latest_run()
     assert (run["status"], run["exit_code"]) == ("FAILED", 7)
     assert "FAILED: entry point exited with code 7" in str(run["failure_reason"]), run
+
+
+def test_a_bundle_slurm_cannot_set_up_is_explained(slurm: SlurmCluster, tmp_path: Path) -> None:
+    empty = tmp_path / "no-bundle"
+    empty.mkdir()  # no config.json: Slurm cancels the job before its script starts
+    code, _, err = _run_in(empty, _project(tmp_path / "project", "echo never"))
+    assert code != 0
+    run = _latest_run()
+    assert run["status"] == "KILLED"  # Slurm's word: CANCELLED
+    reason = str(run["failure_reason"])
+    assert reason.startswith("Slurm job ") and "CANCELLED before its batch script started" in reason
+    assert f"({empty} missing on the node, or no config.json there)" in reason
+    assert "before its batch script started" in err

@@ -70,7 +70,8 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option(
     "--detach",
     is_flag=True,
-    help="Validate and record, then run in the background and print the run id.",
+    help="Run in the background: print the run id once the backend has the run (its "
+    "environment built, its job submitted); a run that fails before that exits 1.",
 )
 @click.option(
     "--recurse-submodules",

@@ -5,6 +5,7 @@ waits at a gate holds a run before its launch for as long as a test needs."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -231,6 +232,30 @@ def test_the_api_raises_for_an_asynchronous_run_that_failed_before_launch(
     assert failed.value.hint is not None and "env-build.log" in failed.value.hint
     [rec] = records()
     assert rec["status"] == "FAILED"
+
+
+def test_detach_waits_the_same_way_with_a_tracking_server(tmp_path: Path) -> None:
+    from runner.server.app import Settings
+    from tests.live_server import serving
+
+    with serving(Settings(store_uri=f"sqlite:///{tmp_path / 'server.db'}")) as url:
+        server = {"RUNNER_TRACKING_URI": url}
+        project, flag = _waiting_project(tmp_path / "good")
+        launched = run_cli("run", str(project), "--detach", env=server)
+        assert launched.returncode == 0, launched.stderr
+        run_id = launched.stdout.strip()
+        assert (run_artifacts_dir(run_id) / "launched.json").is_file()
+        flag.touch()
+        failed = run_cli("run", str(_unbuildable_project(tmp_path)), "--detach", env=server)
+        assert failed.returncode == 1
+        assert "FAILED before it was launched: cannot resolve the dependencies" in failed.stderr
+        _wait_for(lambda: _status(run_id, server) == "FINISHED", "the run to finish")
+
+
+def _status(run_id: str, env: dict[str, str]) -> str:
+    shown = run_cli("runs", "show", run_id, "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    return str(json.loads(shown.stdout)["status"])
 
 
 def _supervisor_pid(run_id: str) -> int:

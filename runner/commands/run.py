@@ -70,7 +70,8 @@ from runner.execution.plan import DEFAULT_EXPERIMENT
 @click.option(
     "--detach",
     is_flag=True,
-    help="Validate and record, then run in the background and print the run id.",
+    help="Run in the background: print the run id once the backend has the run (its "
+    "environment built, its job submitted); a run that fails before that exits 1.",
 )
 @click.option(
     "--recurse-submodules",
@@ -141,8 +142,8 @@ def run(
     optional #subdirectory. Path parameters are resolved against the current directory, as
     in MLflow. Parameters are validated against their declared types before anything runs.
 
-    Exit status: 0 if the run FINISHED, 1 if it FAILED or was KILLED or the runner refused
-    it, 2 for a usage error, 130 on Ctrl-C.
+    Exit status: 0 if the run FINISHED (with --detach: once it is launched), 1 if it FAILED or
+    was KILLED or the runner refused it, 2 for a usage error, 130 on Ctrl-C.
     """
     from runner.execution.lifecycle import run_from_cli
 

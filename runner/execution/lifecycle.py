@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo
 from runner.console import discard_sink, say, terminal_sink
 from runner.errors import RunnerError
+from runner.execution.detach import SUPERVISOR_LOG, wait_until_launched
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
@@ -79,10 +80,7 @@ def run_from_cli(
         return _print_dry_run(plan)
     store = open_reconciled_store()
     if detach:
-        run_id = submit(plan, store)
-        spawn_supervisor(run_id, store, plan)
-        print(run_id)
-        return 0
+        return _run_detached(plan, store, quiet)
     return _run_attached(plan, store, quiet)
 
 
@@ -96,6 +94,31 @@ def _print_dry_run(plan: Plan) -> int:
     finally:
         for path in plan.cleanup_paths:  # a temp checkout of a git or zip source
             shutil.rmtree(path, ignore_errors=True)
+    return 0
+
+
+def _run_detached(plan: Plan, store: Store, quiet: bool) -> int:
+    """Return once the backend has the run (or it ended before that), not when it is recorded:
+    a broken environment is reported here, not found later in a log."""
+    from runner.progressview import progress_view
+
+    run_id = submit(plan, store)
+    supervisor = spawn_supervisor(run_id, store, plan)
+    view = progress_view(quiet)
+    try:
+        wait_until_launched(run_id, supervisor, store, view)
+    except KeyboardInterrupt:
+        view.close()
+        print(run_id)
+        say(f"the run continues detached: runner runs cancel {run_id} stops it")
+        return 130
+    except RunnerError:
+        view.close()  # the error that follows says how the run ended
+        raise
+    view.close()
+    print(run_id)
+    follow = f"runner runs logs {run_id} --follow"
+    say(f"run {run_id} launched ({plan.backend}); follow it: {follow}", quiet=quiet)
     return 0
 
 
@@ -147,7 +170,7 @@ def open_reconciled_store() -> Store:
     return store
 
 
-def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> int:
+def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> subprocess.Popen[bytes]:
     """Start a detached process that executes the recorded plan; it becomes the run's runner.
 
     Secret parameter values never touch plan.json: they reach the supervisor through its
@@ -156,7 +179,7 @@ def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> int:
     from runner.procinfo import process_start_time
 
     env = {**os.environ, SECRETS_VARIABLE: plan.secrets_json()} if plan.secrets else None
-    with open(run_artifacts_dir(run_id) / "supervisor.log", "ab") as log:
+    with open(run_artifacts_dir(run_id) / SUPERVISOR_LOG, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runner.execution.supervisor", run_id],
             stdin=subprocess.DEVNULL,
@@ -166,12 +189,13 @@ def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> int:
             env=env,
         )
     store.update_run(run_id, runner_pid=proc.pid, runner_start=process_start_time(proc.pid))
-    return proc.pid
+    return proc
 
 
 def supervise(run_id: str) -> int:
     """The detached side: execute a submitted run whose plan is in its artifacts."""
     from runner.execution.batch import BATCH_VARIABLE, Batch
+    from runner.progressview import ProgressView
     from runner.store.open import open_store
 
     plan = Plan.from_json((run_artifacts_dir(run_id) / "plan.json").read_text())
@@ -183,10 +207,15 @@ def supervise(run_id: str) -> int:
         plan = dataclasses.replace(plan, batch=batch)
     become_subreaper()  # this process owns its children: orphans of the run are ended with it
     store = open_store()
+    # progress goes to supervisor.log (its stdout), where the detaching side reads it
+    progress = ProgressView(sys.stdout, live=False)
     try:
         with cancellable():
-            info = execute(run_id, plan, store, discard_sink, lambda message: None)
+            info = execute(run_id, plan, store, discard_sink, progress)
     except (KeyboardInterrupt, Cancelled):
+        return 1
+    except RunnerError as exc:  # recorded as the run's failure reason; the log gets the hint too
+        print(exc.render(), file=sys.stderr)
         return 1
     finally:
         if batch:  # ended before its backend took it (an environment that failed to build)
@@ -199,8 +228,10 @@ def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]
     plan = make_plan(request)
     store = open_reconciled_store()
     run_id = submit(plan, store)
-    if not synchronous:
-        return run_id, spawn_supervisor(run_id, store, plan)
+    if not synchronous:  # as --detach: back once launched; a run that ended before raises
+        supervisor = spawn_supervisor(run_id, store, plan)
+        wait_until_launched(run_id, supervisor, store, lambda message: None)
+        return run_id, supervisor.pid
     with cancellable():
         info = execute(run_id, plan, store, terminal_sink, lambda message: None)
     return run_id, info

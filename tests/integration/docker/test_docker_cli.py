@@ -212,3 +212,36 @@ def test_path_parameters_reach_the_container(tmp_path: Path, python_image: str) 
     assert result.stdout == "rows from the host\nread-only\n"
     assert records()[0]["parameters"]["data"] == str(data)
     assert data.read_text() == "rows from the host\n"
+
+
+def test_detach_returns_once_the_container_exists(
+    tmp_path: Path, python_image: str, docker_client: Any
+) -> None:
+    proj = _project(tmp_path, python_image, "echo started; sleep 60")
+    result = run_cli("run", str(proj), "-P", "name=x", "--detach")
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.strip()
+    assert _containers(docker_client, run_id) != []  # created before the CLI returned
+    assert records()[0]["status"] == "RUNNING"
+    assert run_cli("runs", "cancel", run_id).returncode == 0
+    _wait_for(lambda: _containers(docker_client, run_id) == [])
+
+
+def test_detach_of_a_project_whose_image_fails_to_build_says_so(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    mlproject = f"""
+        name: {PROJECT_PREFIX}-broken
+        docker_env: {{image: {PROJECT_PREFIX}-broken, build: {{}}}}
+        entry_points:
+          main: {{command: "true"}}
+    """
+    dockerfile = f"FROM {busybox_image}\nRUN exit 3\n"
+    proj = write_project(tmp_path / "broken", {"MLproject": mlproject, "Dockerfile": dockerfile})
+    result = run_cli("run", str(proj), "--detach")
+    assert result.returncode == 1 and result.stdout == ""
+    [rec] = records()
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert error.startswith(f"error: run {rec['run_id']} FAILED before it was launched: building")
+    assert error.endswith("failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3")
+    assert rec["status"] == "FAILED"

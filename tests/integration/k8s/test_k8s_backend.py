@@ -183,6 +183,10 @@ def test_cancel_deletes_the_job_with_background_propagation(
     detached = _run(proj, config(), "--detach")
     assert detached.returncode == 0, detached.stderr
     run_id = detached.stdout.strip()
+    # --detach returns once the Job is created, not before the image is built and pushed
+    (job,) = emulator.store.list("Job", None)[0]
+    assert job["metadata"]["labels"]["runner.dev/run-id"] == run_id
+    assert (run_artifacts_dir(run_id) / "launched.json").is_file()
     _running_pod(emulator)
     cancelled = run_cli("runs", "cancel", run_id)
     assert cancelled.returncode == 0, cancelled.stderr

@@ -205,6 +205,8 @@ def _show(run_id: str) -> dict[str, object]:
 def test_cancel_kills_the_job(slurm: SlurmCluster, tmp_path: Path, runner_home: Path) -> None:
     project = _project(tmp_path / "p", "echo started; sleep 300")
     run_id = _detach(project, "{}")
+    # --detach returns once sbatch has taken the job: its record is there already
+    assert (_artifacts(runner_home, run_id) / "slurm-job.json").is_file()
     _wait_for(lambda: "started" in _output(runner_home, run_id), "the job to start")
     job_id = _job(runner_home, run_id)["job_id"]
     result = run_cli("runs", "cancel", run_id)

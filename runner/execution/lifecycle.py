@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from runner.backend import ExitInfo
 from runner.console import discard_sink, say, terminal_sink
 from runner.errors import RunnerError
-from runner.execution.detach import SUPERVISOR_LOG, wait_until_launched
 from runner.execution.interrupts import Cancelled, cancellable, deferred
 from runner.execution.orchestrator import execute, submit
 from runner.execution.plan import (
@@ -100,6 +99,7 @@ def _print_dry_run(plan: Plan) -> int:
 def _run_detached(plan: Plan, store: Store, quiet: bool) -> int:
     """Return once the backend has the run (or it ended before that), not when it is recorded:
     a broken environment is reported here, not found later in a log."""
+    from runner.execution.detach import wait_until_launched
     from runner.progressview import progress_view
 
     run_id = submit(plan, store)
@@ -176,6 +176,7 @@ def spawn_supervisor(run_id: str, store: Store, plan: Plan) -> subprocess.Popen[
     Secret parameter values never touch plan.json: they reach the supervisor through its
     environment, which only its user can read, and it drops them before the entry point starts.
     """
+    from runner.execution.detach import SUPERVISOR_LOG
     from runner.procinfo import process_start_time
 
     env = {**os.environ, SECRETS_VARIABLE: plan.secrets_json()} if plan.secrets else None
@@ -229,6 +230,8 @@ def run_in_process(request: RunRequest, *, synchronous: bool) -> tuple[str, Any]
     store = open_reconciled_store()
     run_id = submit(plan, store)
     if not synchronous:  # as --detach: back once launched; a run that ended before raises
+        from runner.execution.detach import wait_until_launched
+
         supervisor = spawn_supervisor(run_id, store, plan)
         wait_until_launched(run_id, supervisor, store, lambda message: None)
         return run_id, supervisor.pid

@@ -15,7 +15,6 @@ from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transpo
 from runner.console import TerminalRelay
 from runner.display import SecretMask
 from runner.errors import BackendError, EnvBuildError, RunnerError, StoreError
-from runner.execution.detach import mark_launched
 from runner.execution.diskspace import DiskReserve, OutputLog, is_disk_full
 from runner.execution.ingest import (
     WARNING_TAG,
@@ -334,6 +333,8 @@ def _prepare_and_launch(
         start.follow(handle)
         started = f"run {run_id} ({plan.entry_point}) started: {plan.recorded_command}"
         _announce_start(progress, started)
+        from runner.execution.detach import mark_launched
+
         mark_launched(run_id)  # after that line, which a detaching CLI shows before it returns
         info = _follow(handle, run_id, sink, SecretMask(plan.secrets))
         with suppress(StoreError):  # how the run ended decides, never this late write

@@ -157,6 +157,16 @@ def run(
     }
     if sweep is None and (given := [name for name, value in sweep_only.items() if value]):
         raise click.UsageError(f"{given[0]} is an option of --sweep grid|random")
+    not_for_sweeps = {
+        "--detach": detach,
+        "--dry-run": dry_run,
+        "--run-name": run_name is not None,
+        "--recurse-submodules": recurse_submodules,
+        "--python-match": python_match != "exact",
+        "--mlflow-api": mlflow_api,
+    }
+    if sweep is not None and (given := [name for name, value in not_for_sweeps.items() if value]):
+        raise click.UsageError(f"{given[0]} cannot be combined with --sweep")
     if sweep is not None:
         from runner.workflow.sweeprun import SweepOptions, run_sweep_from_cli
 

@@ -481,6 +481,10 @@ def test_without_sweep_a_comma_value_is_one_string(tmp_path: Path) -> None:
     alone = run_cli("run", str(tmp_path / "p"), "--seed", "0")
     assert alone.returncode == 2
     assert "--seed is an option of --sweep grid|random" in alone.stderr
+    detached = run_cli("run", str(tmp_path / "p"), "-P", "label=1,2", "--sweep", "grid", "--detach")
+    assert detached.returncode == 2
+    assert "--detach cannot be combined with --sweep" in detached.stderr
+    assert len(records()) == 1  # nothing more was recorded
 
 
 def test_the_multistep_sample_passes_its_data_set_between_steps() -> None:

@@ -68,3 +68,16 @@ def artifacts_root() -> Path:
 def run_artifacts_dir(run_id: str) -> Path:
     """Files of one run live under ``RUNNER_HOME/artifacts/<run-id>/``."""
     return artifacts_root() / run_id
+
+
+# A run's own files in that folder (beside ``files/``, what it logged) that a tracking server
+# keeps too, for the web UI and other machines: its log, the diff of a dirty working copy, its
+# environment build's log, and a workflow run's file, DAG and step results. The log first.
+RUN_FILES = (
+    "output.log",
+    "git-diff.patch",
+    "env-build.log",
+    "workflow.yaml",
+    "dag.json",
+    "steps.json",
+)

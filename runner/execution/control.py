@@ -134,7 +134,7 @@ def _print_from_server(store: Store, run_id: str, write: Write) -> None:
     from runner.store.rest import RestStore
 
     if isinstance(store, RestStore):
-        store.copy_log(run_id, write)
+        store.copy_run_file(run_id, LOG_FILE, write)
 
 
 def _print_from(path: os.PathLike[str], offset: int, write: Write) -> int:

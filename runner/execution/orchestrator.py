@@ -230,7 +230,7 @@ def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progr
     try:
         with _beating(store, run_id):
             folder = run_artifacts_dir(run_id)
-            upload_run_outputs(store, run_id, folder, LOG_FILE, with_files, progress)
+            upload_run_outputs(store, run_id, folder, with_files, progress)
     except Exception as exc:  # what upload_run_outputs did not foresee: still not the run's end
         progress(f"warning: the run's files could not be sent to the tracking server: {exc!r}")
     except (KeyboardInterrupt, Cancelled):  # how the run ended is decided: a ^C skips the rest

@@ -35,11 +35,11 @@ class _Outcome:
 
 
 def upload_run_outputs(
-    store: RestStore, run_id: str, folder: Path, log_name: str, with_files: bool, progress: Progress
+    store: RestStore, run_id: str, folder: Path, with_files: bool, progress: Progress
 ) -> None:
-    """Send the run's output log (``log_name`` in the run's ``folder``) and, ``with_files``,
-    every file under its ``files/`` (same layout) to the server, replacing what was sent
-    before. Best effort: what cannot be sent is a warning line and the run's
+    """Send the run's own files in its ``folder`` (``RUN_FILES``: its output log, diff...)
+    and, ``with_files``, every file under its ``files/`` (same layout) to the server,
+    replacing what was sent before. Best effort: what cannot be sent is a warning line and the run's
     ``runner.upload_warning`` tag, never an error; a ^C skips the rest. Nothing to send, no
     request."""
     from runner.execution.artifacts import FILES
@@ -51,7 +51,7 @@ def upload_run_outputs(
     if files:
         count = f"{len(files)} artifact file{'s' if len(files) > 1 else ''}"
         progress(f"uploading {count} to the tracking server {store.base_url}")
-    _send_all(_uploads(store, run_id, folder / log_name, files), outcome)
+    _send_all(_uploads(store, run_id, folder, files), outcome)
     if outcome.missed:
         with suppress(KeyboardInterrupt, Cancelled):
             _warn(store, run_id, outcome, folder, progress)
@@ -94,12 +94,17 @@ Upload = tuple[str, Callable[[], int]]  # what is sent, and the call that sends 
 
 
 def _uploads(
-    store: RestStore, run_id: str, log: Path, files: list[tuple[str, Path]]
+    store: RestStore, run_id: str, folder: Path, files: list[tuple[str, Path]]
 ) -> list[Upload]:
-    """The log first (what `runner runs logs` shows), then the files."""
-    sent: list[Upload] = []
-    if log.is_file():
-        sent.append(("the output log", partial(store.upload_log, run_id, log)))
+    """The run's own files, the log first (what `runner runs logs` shows), then its
+    artifact files."""
+    from runner.home import RUN_FILES
+
+    sent: list[Upload] = [
+        (name, partial(store.upload_run_file, run_id, name, folder / name))
+        for name in RUN_FILES
+        if (folder / name).is_file()
+    ]
     sent += [(path, partial(store.upload_artifact, run_id, path, local)) for path, local in files]
     return sent
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from runner.errors import RunnerError
+from runner.home import RUN_FILES
 from runner.server import bodies
 from runner.server.artifacts import (
     COPY_CHUNK,
@@ -31,7 +32,6 @@ from runner.store.keyed import Batch
 MAX_RECORDS = 10_000  # per journal request; runner_tracking sends far fewer
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload larger than this is spooled to a temp file
 KNOWN_KINDS = ("metric", "param", "tag")
-LOG_FILE = "output.log"  # runner.execution.orchestrator.LOG_FILE, which the web UI shows
 
 
 class ArtifactsApi:
@@ -45,14 +45,14 @@ class ArtifactsApi:
     def routes(self) -> list[Route]:
         files = "/api/runs/{run_id}/artifacts/files/{path:path}"
         # under artifacts/: an upload's size limit is an artifact's, not a JSON request's
-        log = "/api/runs/{run_id}/artifacts/output-log"
+        run_file = "/api/runs/{run_id}/artifacts/run-files/{name}"
         return [
             Route("/api/runs/{run_id}/journal", self.journal, methods=["POST"]),
             Route("/api/runs/{run_id}/artifacts", self.list_artifacts, methods=["GET"]),
             Route(files, self.upload, methods=["PUT"]),
             Route(files, self.download, methods=["GET"]),
-            Route(log, self.upload_log, methods=["PUT"]),
-            Route(log, self.download_log, methods=["GET"]),
+            Route(run_file, self.upload_run_file, methods=["PUT"]),
+            Route(run_file, self.download_run_file, methods=["GET"]),
         ]
 
     async def journal(self, request: Request) -> JSONResponse:
@@ -124,37 +124,37 @@ class ArtifactsApi:
         entries = [{"path": e.path, "is_dir": e.is_dir, "size": e.size} for e in found]
         return JSONResponse({"root": path, "files": entries})
 
-    async def upload_log(self, request: Request) -> JSONResponse:
-        """Store the request body as the run's output log (replacing one sent before), where
-        the web UI's log view reads it; streamed, never whole in memory."""
-        run_id = await self._run_id(request)
+    async def upload_run_file(self, request: Request) -> JSONResponse:
+        """Store the request body as one of the run's own files (RUN_FILES: its output log,
+        diff...), replacing one sent before, where the web UI reads it; streamed."""
+        run_id, name = await self._run_id(request), _run_file(request)
         with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
             async for chunk in request.stream():
                 spool.write(chunk)
             spool.seek(0)
-            target = self._log_path(run_id)
+            target = self._run_file_path(run_id, name)
             size = await run_in_threadpool(_replace_file, target, _binary(spool))
-        return JSONResponse({"size": size}, status_code=201)
+        return JSONResponse({"name": name, "size": size}, status_code=201)
 
-    async def download_log(self, request: Request) -> Response:
-        """The run's output log, as sent at the end of the run."""
-        run_id = await self._run_id(request)
-        target = self._log_path(run_id)
+    async def download_run_file(self, request: Request) -> Response:
+        """One of the run's own files, as sent at the end of the run."""
+        run_id, name = await self._run_id(request), _run_file(request)
+        target = self._run_file_path(run_id, name)
         try:
             source = await run_in_threadpool(open, target, "rb")
         except FileNotFoundError:
-            raise ArtifactNotFound(f"run {run_id} has no output log on this server") from None
+            raise ArtifactNotFound(f"run {run_id} has no {name} on this server") from None
         headers = {"content-length": str(os.fstat(source.fileno()).st_size)}
         return StreamingResponse(_chunks(source), media_type="text/plain", headers=headers)
 
-    def _log_path(self, run_id: str) -> Path:
+    def _run_file_path(self, run_id: str, name: str) -> Path:
         """Beside the run's ``files/`` in a local artifact root, else in this server's
         RUNNER_HOME: where ``runner.ui.views.Views._run_folder`` looks for it."""
         if isinstance(self.artifacts, LocalArtifactStore):
-            return self.artifacts.root / check_run_id(run_id) / LOG_FILE
+            return self.artifacts.root / check_run_id(run_id) / name
         from runner.home import run_artifacts_dir
 
-        return run_artifacts_dir(check_run_id(run_id)) / LOG_FILE
+        return run_artifacts_dir(check_run_id(run_id)) / name
 
     async def _run_id(self, request: Request) -> str:
         record = await run_in_threadpool(self.store.get_run, request.path_params["run_id"])
@@ -178,6 +178,13 @@ def _parse_records(records: list[Any]) -> tuple[dict[str, Batch], list[dict[str,
             continue
         batches[record_id] = batch
     return batches, rejected, ignored
+
+
+def _run_file(request: Request) -> str:
+    name = str(request.path_params["name"])
+    if name not in RUN_FILES:
+        raise BadRequest("name", f"is not one of a run's own files ({', '.join(RUN_FILES)})")
+    return name
 
 
 def _path(request: Request) -> str:

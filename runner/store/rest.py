@@ -323,18 +323,19 @@ class RestStore:
         url = f"/api/runs/{_id(run_id)}/artifacts/files/{quote(path)}"
         return self._put_file(url, source)
 
-    def upload_log(self, run_id: str, source: Path) -> int:
-        """Stream the local file ``source`` to the server as the run's output log (replacing
-        one sent before); returns the bytes stored."""
-        return self._put_file(f"/api/runs/{_id(run_id)}/artifacts/output-log", source)
+    def upload_run_file(self, run_id: str, name: str, source: Path) -> int:
+        """Stream the local file ``source`` to the server as the run's own file ``name`` (its
+        ``output.log``, ``git-diff.patch``...), replacing one sent before; returns the bytes
+        stored."""
+        return self._put_file(f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}", source)
 
-    def copy_log(self, run_id: str, write: Callable[[bytes], object]) -> bool:
-        """Stream the run's output log from the server to ``write``, chunk by chunk; False
-        when the server has none."""
-        url = f"/api/runs/{_id(run_id)}/artifacts/output-log"
+    def copy_run_file(self, run_id: str, name: str, write: Callable[[bytes], object]) -> bool:
+        """Stream the run's own file ``name`` from the server to ``write``, chunk by chunk;
+        False when the server has none."""
+        url = f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}"
         with self._send("GET", url, stream=True) as response:
             if response.status_code == 404 and _error_code(response) != "run-not-found":
-                return False  # none sent (or a server older than the log endpoint)
+                return False  # none sent (or a server older than the run-files endpoint)
             if response.status_code >= 400:
                 _answer(response)  # raises with the server's message
             for chunk in response.iter_content(DOWNLOAD_CHUNK):

@@ -246,8 +246,21 @@ def _finish(
     summary = {name: step.summary() for name, step in steps.items()}
     path = run_artifacts_dir(run_id) / "steps.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    _send_to_server(store, run_id)
     with deferred():
         store.finish_run(run_id, status, 0 if status is RunStatus.FINISHED else 1, reason)
+
+
+def _send_to_server(store: Store, run_id: str) -> None:
+    """With a tracking server for a store, the workflow run's file, DAG and step results go
+    there too (its web UI draws the graph from them); best effort, as for any run."""
+    from runner.store.rest import RestStore
+
+    if isinstance(store, RestStore):
+        from runner.console import say
+        from runner.execution.upload import upload_run_outputs
+
+        upload_run_outputs(store, run_id, run_artifacts_dir(run_id), False, say)
 
 
 # -- resume and status ---------------------------------------------------------------------

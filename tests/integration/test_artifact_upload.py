@@ -224,13 +224,13 @@ def test_an_upload_again_replaces_what_was_sent(server: Server, tmp_path: Path) 
     lines: list[str] = []
     with server.store() as store:
         run_id = new_run(store)
-        upload_run_outputs(store, run_id, folder, "output.log", True, lines.append)
+        upload_run_outputs(store, run_id, folder, True, lines.append)
         (folder / "files" / "model.txt").write_bytes(b"v2, longer")
         (folder / "output.log").write_bytes(b"second\n")
-        upload_run_outputs(store, run_id, folder, "output.log", True, lines.append)
+        upload_run_outputs(store, run_id, folder, True, lines.append)
         assert [entry.path for entry in store.list_artifacts(run_id)] == ["a", "model.txt"]
         got: list[bytes] = []
-        assert store.copy_log(run_id, got.append) is True
+        assert store.copy_run_file(run_id, "output.log", got.append) is True
     assert on_server(server, run_id, tmp_path) == {"model.txt": b"v2, longer", "a/b.txt": b"b"}
     assert b"".join(got) == b"second\n"
     assert lines == [f"uploading 2 artifact files to the tracking server {server.url}"] * 2
@@ -241,11 +241,11 @@ def test_without_files_only_the_log_is_sent(server: Server, tmp_path: Path) -> N
     with server.store() as store:
         run_id = new_run(store)
         lines: list[str] = []
-        upload_run_outputs(store, run_id, folder, "output.log", False, lines.append)
+        upload_run_outputs(store, run_id, folder, False, lines.append)
         assert store.list_artifacts(run_id) == [] and lines == []  # the entry point sent them
         assert (server.artifacts / run_id / "output.log").read_bytes() == b"the log\n"
         nothing = new_run(store)
-        assert store.copy_log(nothing, lines.append) is False and lines == []
+        assert store.copy_run_file(nothing, "output.log", lines.append) is False and lines == []
 
 
 def test_nothing_to_send_makes_no_request(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_nothing_to_send_makes_no_request(tmp_path: Path) -> None:
     lines: list[str] = []
     started = time.monotonic()
     with RestStore(f"http://127.0.0.1:{free_port()}") as nobody:  # any request would fail
-        upload_run_outputs(nobody, "0" * 32, folder, "output.log", True, lines.append)
+        upload_run_outputs(nobody, "0" * 32, folder, True, lines.append)
     assert lines == [] and time.monotonic() - started < 1
 
 
@@ -265,7 +265,7 @@ def test_a_server_that_refuses_the_token_stops_the_upload_at_once(
         run_id = new_run(store)
     lines: list[str] = []
     with RestStore(server.url, "a-wrong-token") as wrong:
-        upload_run_outputs(wrong, run_id, folder, "output.log", True, lines.append)
+        upload_run_outputs(wrong, run_id, folder, True, lines.append)
     assert lines[1] == (
         f"warning: 3 of the run's files did not reach the tracking server {server.url}: "
         "a valid token is required (Authorization: Bearer ...) "
@@ -284,7 +284,7 @@ def test_a_server_that_is_gone_is_a_warning(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     lines: list[str] = []
     with RestStore(url) as gone:
-        upload_run_outputs(gone, "0" * 32, folder, "output.log", True, lines.append)
+        upload_run_outputs(gone, "0" * 32, folder, True, lines.append)
     assert lines[1].startswith(
         f"warning: 2 of the run's files did not reach the tracking server {url}"
     )
@@ -314,23 +314,47 @@ def test_the_walk_leaves_out_links_out_of_the_files_and_loops(tmp_path: Path) ->
     assert unreadable == [] and artifact_files(tmp_path / "missing") == ([], [])
 
 
-def test_the_log_endpoint_over_http(server: Server, tmp_path: Path) -> None:
+def test_the_run_files_endpoint_over_http(server: Server, tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with server.store() as store:
         run_id = new_run(store)
-    log = f"{server.url}/api/runs/{run_id}/artifacts/output-log"
+    log = f"{server.url}/api/runs/{run_id}/artifacts/run-files/output.log"
     missing = requests.get(log, headers=headers, timeout=30)
     assert missing.status_code == 404
-    assert missing.json()["message"] == f"run {run_id} has no output log on this server"
+    assert missing.json()["message"] == f"run {run_id} has no output.log on this server"
     put = requests.put(log, data=b"line 1\nline 2\n", headers=headers, timeout=30)
-    assert (put.status_code, put.json()) == (201, {"size": 14})
+    assert (put.status_code, put.json()) == (201, {"name": "output.log", "size": 14})
     got = requests.get(log, headers=headers, timeout=30)
     assert got.content == b"line 1\nline 2\n" and got.headers["content-length"] == "14"
     assert [p.name for p in (server.artifacts / run_id).iterdir()] == ["output.log"]  # no temp
     unknown = requests.put(log.replace(run_id, "f" * 32), data=b"x", headers=headers, timeout=30)
     assert unknown.status_code == 404 and unknown.json()["error"] == "run-not-found"
+    other = log.replace("output.log", "plan.json")  # not one of a run's files the server keeps
+    refused = requests.put(other, data=b"{}", headers=headers, timeout=30)
+    assert refused.status_code == 400 and refused.json()["field"] == "name"
+    assert (
+        "is not one of a run's own files (output.log, git-diff.patch" in refused.json()["message"]
+    )
+    for sneaky in ("..%2F..%2Fx", "%2Etmp", "output.log%00"):
+        answer = requests.put(
+            log.replace("output.log", sneaky), data=b"x", headers=headers, timeout=30
+        )
+        assert answer.status_code in (400, 404), sneaky
     document = requests.get(f"{server.url}/api/openapi.json", headers=headers, timeout=30).json()
-    assert set(document["paths"]["/api/runs/{run_id}/artifacts/output-log"]) == {"get", "put"}
+    assert set(document["paths"]["/api/runs/{run_id}/artifacts/run-files/{name}"]) == {"get", "put"}
+
+
+def test_a_runs_diff_and_a_workflows_files_reach_the_server(server: Server, tmp_path: Path) -> None:
+    folder = a_run_folder(tmp_path, {}, b"log\n")
+    (folder / "git-diff.patch").write_bytes(b"--- a/x\n+++ b/x\n")
+    (folder / "dag.json").write_text('{"order": []}')
+    (folder / "plan.json").write_text("{}")  # the runner's own: stays on this machine
+    with server.store() as store:
+        run_id = new_run(store)
+        upload_run_outputs(store, run_id, folder, True, [].append)
+    kept = sorted(p.name for p in (server.artifacts / run_id).iterdir())
+    assert kept == ["dag.json", "git-diff.patch", "output.log"]
+    assert (server.artifacts / run_id / "git-diff.patch").read_bytes() == b"--- a/x\n+++ b/x\n"
 
 
 def test_a_backend_whose_entry_points_log_over_http_sends_only_the_log(

@@ -229,3 +229,11 @@ def test_a_workflow_step_reads_an_earlier_steps_artifacts_from_the_server(
     again = run_cli("workflow", "run", str(tmp_path / "wf.yaml"), "--json", env=server.env)
     steps = json.loads(again.stdout.splitlines()[-1])["steps"]
     assert {step["status"] for step in steps.values()} == {"cached"}  # the copy's content keys it
+    # the workflow run's file, DAG and step results reached the server: its UI draws the graph
+    kept = server.artifacts / summary["run_id"]
+    assert {"workflow.yaml", "dag.json", "steps.json"} <= {p.name for p in kept.iterdir()}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    page = requests.get(
+        f"{server.url}/ui/workflows/{summary['run_id']}", headers=headers, timeout=30
+    )
+    assert page.status_code == 200 and "<svg" in page.text and make_id[:8] in page.text

@@ -237,24 +237,15 @@ def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progr
         progress("warning: sending the run's files to the tracking server was interrupted")
 
 
-@contextmanager
-def _beating(store: Store, run_id: str) -> Iterator[None]:
+def _beating(store: Store, run_id: str) -> AbstractContextManager[None]:
     """Heartbeats while a long upload goes on (the watchdog has stopped), so that another
     host never takes this runner for a dead one and ends the run as lost meanwhile."""
-    stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            with suppress(Exception):  # a missed beat is retried on the next one
-                store.heartbeat(run_id)
+        with suppress(Exception):  # a missed beat is retried on the next one
+            store.heartbeat(run_id)
 
-    thread = threading.Thread(target=beat, name="runner-upload-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return _every(HEARTBEAT_SECONDS, beat, "runner-upload-heartbeat")
 
 
 def _ingest_with_room(
@@ -501,28 +492,39 @@ def _save_build_log(run_id: str, exc: EnvBuildError) -> Path | None:
     return path
 
 
-@contextmanager
 def _watchdog(
     store: Store, run_id: str, journal: JournalReader, start: StartWatch
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """While the entry point runs: move its logged metrics into the store every few seconds,
     record RUNNING once a queued job starts, and beat every HEARTBEAT_SECONDS so another host
     can tell a live runner from a dead one (a queued run's runner beats too)."""
-    stop = threading.Event()
+    ticks = 0
 
     def watch() -> None:
-        ticks = 0
-        while not stop.wait(INGEST_SECONDS):
-            ticks += 1
-            try:
-                start.check()
-                ingest(store, run_id, journal)
-                if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
-                    store.heartbeat(run_id)
-            except Exception:  # a missed beat or batch is retried on the next tick
-                pass
+        nonlocal ticks
+        ticks += 1
+        try:
+            start.check()
+            ingest(store, run_id, journal)
+            if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
+                store.heartbeat(run_id)
+        except Exception:  # a missed beat or batch is retried on the next tick
+            pass
 
-    thread = threading.Thread(target=watch, name="runner-watchdog", daemon=True)
+    return _every(INGEST_SECONDS, watch, "runner-watchdog")
+
+
+@contextmanager
+def _every(seconds: float, tick: Callable[[], None], name: str) -> Iterator[None]:
+    """``tick`` every ``seconds`` on a thread of its own while the block runs; the block's
+    end waits for a tick under way (one reader of the journal at a time)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            tick()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
         yield

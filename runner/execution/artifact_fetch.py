@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from runner.errors import StoreError
 
 if TYPE_CHECKING:
-    from runner.store.rest import RemoteArtifact, RestStore
+    from runner.server.artifacts import ArtifactEntry
+    from runner.store.rest import RestStore
 
 MAX_PATH = 1024  # the server stores no longer artifact path (runner.server.artifacts)
 _REFUSED_NAMES = ("", ".", "..")
@@ -29,7 +30,7 @@ def fetch_artifact(store: RestStore, run_id: str, path: str, target: Path) -> bo
 
 
 def _fetch_folder(
-    store: RestStore, run_id: str, folder: str, entries: list[RemoteArtifact], target: Path
+    store: RestStore, run_id: str, folder: str, entries: list[ArtifactEntry], target: Path
 ) -> None:
     named = [(_child_name(run_id, folder, entry.path), entry) for entry in entries]
     for name, entry in named:
@@ -62,7 +63,7 @@ def _child_name(run_id: str, folder: str, answered: str) -> str:
     return name
 
 
-def _download(store: RestStore, run_id: str, entry: RemoteArtifact, target: Path) -> None:
+def _download(store: RestStore, run_id: str, entry: ArtifactEntry, target: Path) -> None:
     written = store.download_artifact(run_id, entry.path, target)
     if entry.size is not None and written != entry.size:
         raise StoreError(

@@ -12,7 +12,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -30,6 +29,7 @@ from runner.store import (
 )
 
 if TYPE_CHECKING:
+    from runner.server.artifacts import ArtifactEntry
     from runner.store.search import RunQuery
 
 TOKEN_VARIABLE = "RUNNER_TRACKING_TOKEN"
@@ -50,15 +50,6 @@ class UploadRefused(StoreError):
     other files may still be sent."""
 
     code = "upload-refused"
-
-
-@dataclass(frozen=True)
-class RemoteArtifact:
-    """One entry of a run's artifacts on the server; ``path`` is relative to the run's files."""
-
-    path: str
-    is_dir: bool
-    size: int | None  # bytes of a file; None for a folder
 
 
 class RestStore:
@@ -287,7 +278,7 @@ class RestStore:
 
     # -- artifacts -----------------------------------------------------------------------
 
-    def list_artifacts(self, run_id: str, path: str = "") -> list[RemoteArtifact]:
+    def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactEntry]:
         """The entries directly inside the artifact folder ``path`` of a run, as the server
         answers them: a file lists as itself, a missing path as nothing."""
         answer = self._get(f"/api/runs/{_id(run_id)}/artifacts", {"path": path})
@@ -444,13 +435,15 @@ def _unreachable(base_url: str, exc: Exception) -> StoreError:
     )
 
 
-def _remote_artifact(data: Any) -> RemoteArtifact:
+def _remote_artifact(data: Any) -> ArtifactEntry:
+    from runner.server.artifacts import ArtifactEntry  # the server's own record of one
+
     path, is_dir, size = data["path"], data["is_dir"], data["size"]
     if not isinstance(path, str) or not isinstance(is_dir, bool):
         raise ValueError(f"entry {data!r}")
     if not (size is None or (isinstance(size, int) and size >= 0)):
         raise ValueError(f"entry {data!r}")
-    return RemoteArtifact(path, is_dir, size)
+    return ArtifactEntry(path, is_dir, size)
 
 
 def run_record(data: dict[str, Any]) -> RunRecord:

@@ -114,6 +114,8 @@ def _follow_backend(store: Store, live: LiveRun, write: Write) -> None:
 
 def _follow_log_file(store: Store, run_id: str, follow: bool, write: Write) -> None:
     path = run_artifacts_dir(run_id) / LOG_FILE
+    if not path.exists() and _follow_server_copy(store, run_id, follow, write):
+        return
     offset = _print_from(path, 0, write)
     polls = 0
     while follow and not current_record(store, run_id).status.is_terminal:
@@ -124,17 +126,26 @@ def _follow_log_file(store: Store, run_id: str, follow: bool, write: Write) -> N
             reconcile(store)
     if follow:
         _print_from(path, offset, write)
-    if not path.exists():
-        _print_from_server(store, run_id, write)
 
 
-def _print_from_server(store: Store, run_id: str, write: Write) -> None:
-    """A run that ran on another machine: its log is the copy it sent the tracking server
-    when it ended (none while it runs)."""
+def _follow_server_copy(store: Store, run_id: str, follow: bool, write: Write) -> bool:
+    """A run recorded from another machine: its log as its runner sends it to the tracking
+    server (a part every few seconds, the whole at the end); False for a store that is not
+    a server."""
     from runner.store.rest import RestStore
 
-    if isinstance(store, RestStore):
-        store.copy_run_file(run_id, LOG_FILE, write)
+    if not isinstance(store, RestStore):
+        return False
+    offset, polls = 0, 0
+    while True:
+        ended = not follow or store.get_run(run_id).status.is_terminal
+        offset += store.copy_run_file(run_id, LOG_FILE, write, offset) or 0
+        if ended:  # read after the end was seen: the whole log had been sent by then
+            return True
+        time.sleep(0.5)
+        polls += 1
+        if polls % 10 == 0:  # every 5 s: a runner that died meanwhile must not hang us
+            reconcile(store)
 
 
 def _print_from(path: os.PathLike[str], offset: int, write: Write) -> int:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from runner.backend import Backend
     from runner.envs import PreparedEnv
     from runner.execution.batch import Batch
+    from runner.execution.upload import LogShipper
     from runner.project.records import ProjectSpec
     from runner.store import NewRun, Store
 
@@ -499,6 +500,7 @@ def _watchdog(
     record RUNNING once a queued job starts, and beat every HEARTBEAT_SECONDS so another host
     can tell a live runner from a dead one (a queued run's runner beats too)."""
     ticks = 0
+    shipper = _log_shipper(store, run_id)
 
     def watch() -> None:
         nonlocal ticks
@@ -508,10 +510,23 @@ def _watchdog(
             ingest(store, run_id, journal)
             if ticks % round(HEARTBEAT_SECONDS / INGEST_SECONDS) == 0:
                 store.heartbeat(run_id)
+            if shipper is not None:
+                shipper.ship()
         except Exception:  # a missed beat or batch is retried on the next tick
             pass
 
     return _every(INGEST_SECONDS, watch, "runner-watchdog")
+
+
+def _log_shipper(store: Store, run_id: str) -> LogShipper | None:
+    """With a tracking server for a store, the log goes there as it grows (see LogShipper)."""
+    from runner.store.rest import RestStore
+
+    if not isinstance(store, RestStore):
+        return None
+    from runner.execution.upload import LogShipper
+
+    return LogShipper(store, run_id, run_artifacts_dir(run_id) / LOG_FILE)
 
 
 @contextmanager

@@ -144,3 +144,31 @@ def _warn(store: RestStore, run_id: str, outcome: _Outcome, kept: Path, progress
         progress(
             f"warning: the run's {UPLOAD_WARNING_TAG} tag could not be recorded: {exc.message}"
         )
+
+
+SHIP_CHUNK = 1024 * 1024  # bytes of the log sent in one request at most
+
+
+class LogShipper:
+    """While a run goes on, what its output log gained is added to the server's copy, so
+    ``runner runs logs --follow`` and the web UI on other machines see it as it is written.
+    Best effort: a part that does not go is sent again on a later call."""
+
+    def __init__(self, store: RestStore, run_id: str, log: Path) -> None:
+        self.store, self.run_id, self.log = store, run_id, log
+        self.offset = 0  # how much of the log the server has
+
+    def ship(self) -> None:
+        """Send what the log gained since the last call (at most a few chunks)."""
+        from runner.home import RUN_FILES
+
+        for _ in range(4):  # a burst of output catches up over a few ticks
+            try:
+                with open(self.log, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read(SHIP_CHUNK)
+            except FileNotFoundError:
+                return
+            if not data:
+                return
+            self.offset = self.store.append_run_file(self.run_id, RUN_FILES[0], data, self.offset)

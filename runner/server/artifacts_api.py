@@ -52,6 +52,7 @@ class ArtifactsApi:
             Route(files, self.upload, methods=["PUT"]),
             Route(files, self.download, methods=["GET"]),
             Route(run_file, self.upload_run_file, methods=["PUT"]),
+            Route(run_file, self.append_run_file, methods=["POST"]),
             Route(run_file, self.download_run_file, methods=["GET"]),
         ]
 
@@ -136,15 +137,35 @@ class ArtifactsApi:
             size = await run_in_threadpool(_replace_file, target, _binary(spool))
         return JSONResponse({"name": name, "size": size}, status_code=201)
 
-    async def download_run_file(self, request: Request) -> Response:
-        """One of the run's own files, as sent at the end of the run."""
+    async def append_run_file(self, request: Request) -> JSONResponse:
+        """Add the request body to the end of one of the run's own files, if it is
+        ``?offset=`` bytes long now (its runner sends its log as it grows); otherwise 409
+        with the size it has, from which the runner sends again."""
         run_id, name = await self._run_id(request), _run_file(request)
+        offset = _offset(request)
+        data = await request.body()  # one tick's worth of a log: small
+        target = self._run_file_path(run_id, name)
+        size = await run_in_threadpool(_append_at, target, offset, data)
+        if size is None:
+            current = await run_in_threadpool(_size, target)
+            message = f"{name} of run {run_id} is {current} bytes long, not {offset}"
+            body = {"error": "offset-mismatch", "message": message, "size": current}
+            return JSONResponse(body, status_code=409)
+        return JSONResponse({"name": name, "size": size})
+
+    async def download_run_file(self, request: Request) -> Response:
+        """One of the run's own files, from ``?offset=`` (default 0): the whole file sent at
+        the end of the run, or what its runner has sent of its log while it runs."""
+        run_id, name = await self._run_id(request), _run_file(request)
+        offset = _offset(request)
         target = self._run_file_path(run_id, name)
         try:
             source = await run_in_threadpool(open, target, "rb")
         except FileNotFoundError:
             raise ArtifactNotFound(f"run {run_id} has no {name} on this server") from None
-        headers = {"content-length": str(os.fstat(source.fileno()).st_size)}
+        size = os.fstat(source.fileno()).st_size
+        source.seek(min(offset, size))
+        headers = {"content-length": str(max(0, size - offset))}
         return StreamingResponse(_chunks(source), media_type="text/plain", headers=headers)
 
     def _run_file_path(self, run_id: str, name: str) -> Path:
@@ -178,6 +199,31 @@ def _parse_records(records: list[Any]) -> tuple[dict[str, Batch], list[dict[str,
             continue
         batches[record_id] = batch
     return batches, rejected, ignored
+
+
+def _offset(request: Request) -> int:
+    text = request.query_params.get("offset", "0")
+    if not text.isdigit():
+        raise BadRequest("offset", "must be a whole number of bytes")
+    return int(text)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _append_at(target: Path, offset: int, data: bytes) -> int | None:
+    """``data`` added to ``target`` if it is ``offset`` bytes long (missing: 0); its new
+    size, or None when it is not that long (one writer per run: its runner)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "ab") as out:
+        if out.tell() != offset:
+            return None
+        out.write(data)
+        return out.tell()
 
 
 def _run_file(request: Request) -> str:

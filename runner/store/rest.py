@@ -320,18 +320,32 @@ class RestStore:
         stored."""
         return self._put_file(f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}", source)
 
-    def copy_run_file(self, run_id: str, name: str, write: Callable[[bytes], object]) -> bool:
-        """Stream the run's own file ``name`` from the server to ``write``, chunk by chunk;
-        False when the server has none."""
-        url = f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}"
+    def copy_run_file(
+        self, run_id: str, name: str, write: Callable[[bytes], object], offset: int = 0
+    ) -> int | None:
+        """Stream the server's copy of the run's own file ``name``, from ``offset`` on, to
+        ``write`` chunk by chunk; the bytes written, or None when the server has none."""
+        url = f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}?offset={offset}"
         with self._send("GET", url, stream=True) as response:
             if response.status_code == 404 and _error_code(response) != "run-not-found":
-                return False  # none sent (or a server older than the run-files endpoint)
+                return None  # none sent (or a server older than the run-files endpoint)
             if response.status_code >= 400:
                 _answer(response)  # raises with the server's message
+            written = 0
             for chunk in response.iter_content(DOWNLOAD_CHUNK):
                 write(chunk)
-            return True
+                written += len(chunk)
+            return written
+
+    def append_run_file(self, run_id: str, name: str, data: bytes, offset: int) -> int:
+        """Add ``data`` to the server's copy of the run's own file ``name`` if it is
+        ``offset`` bytes long; returns its size after, which is where the next part goes
+        (on a mismatch: the size it has, from which to send again)."""
+        url = f"/api/runs/{_id(run_id)}/artifacts/run-files/{name}?offset={offset}"
+        with self._send("POST", url, data=data) as response:
+            if response.status_code == 409 and _error_code(response) == "offset-mismatch":
+                return int(response.json()["size"])
+            return int(_answer(response)["size"])
 
     def _put_file(self, url: str, source: Path) -> int:
         with open(source, "rb") as body, self._send("PUT", url, body=body) as response:

@@ -230,7 +230,7 @@ def test_an_upload_again_replaces_what_was_sent(server: Server, tmp_path: Path) 
         upload_run_outputs(store, run_id, folder, True, lines.append)
         assert [entry.path for entry in store.list_artifacts(run_id)] == ["a", "model.txt"]
         got: list[bytes] = []
-        assert store.copy_run_file(run_id, "output.log", got.append) is True
+        assert store.copy_run_file(run_id, "output.log", got.append) == len(b"second\n")
     assert on_server(server, run_id, tmp_path) == {"model.txt": b"v2, longer", "a/b.txt": b"b"}
     assert b"".join(got) == b"second\n"
     assert lines == [f"uploading 2 artifact files to the tracking server {server.url}"] * 2
@@ -245,7 +245,7 @@ def test_without_files_only_the_log_is_sent(server: Server, tmp_path: Path) -> N
         assert store.list_artifacts(run_id) == [] and lines == []  # the entry point sent them
         assert (server.artifacts / run_id / "output.log").read_bytes() == b"the log\n"
         nothing = new_run(store)
-        assert store.copy_run_file(nothing, "output.log", lines.append) is False and lines == []
+        assert store.copy_run_file(nothing, "output.log", lines.append) is None and lines == []
 
 
 def test_nothing_to_send_makes_no_request(tmp_path: Path) -> None:
@@ -340,8 +340,14 @@ def test_the_run_files_endpoint_over_http(server: Server, tmp_path: Path) -> Non
             log.replace("output.log", sneaky), data=b"x", headers=headers, timeout=30
         )
         assert answer.status_code in (400, 404), sneaky
+    appended = requests.post(f"{log}?offset=14", data=b"line 3\n", headers=headers, timeout=30)
+    assert appended.json() == {"name": "output.log", "size": 21}
+    stale = requests.post(f"{log}?offset=14", data=b"again\n", headers=headers, timeout=30)
+    assert stale.status_code == 409 and stale.json()["size"] == 21  # sent again from there
+    assert requests.get(f"{log}?offset=14", headers=headers, timeout=30).content == b"line 3\n"
     document = requests.get(f"{server.url}/api/openapi.json", headers=headers, timeout=30).json()
-    assert set(document["paths"]["/api/runs/{run_id}/artifacts/run-files/{name}"]) == {"get", "put"}
+    paths = document["paths"]["/api/runs/{run_id}/artifacts/run-files/{name}"]
+    assert set(paths) == {"get", "put", "post"}
 
 
 def test_a_runs_diff_and_a_workflows_files_reach_the_server(server: Server, tmp_path: Path) -> None:
@@ -380,3 +386,43 @@ def test_a_backend_whose_entry_points_log_over_http_sends_only_the_log(
     for run_id in (over_http, journal):
         assert (server.artifacts / run_id / "output.log").read_text() == "printed\n"
     assert lines == [f"uploading 1 artifact file to the tracking server {server.url}"]
+
+
+def test_another_machine_follows_the_log_while_the_run_goes_on(
+    server: Server, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    waiter = "import os, sys, time\nprint('first', flush=True)\n"
+    waiter += f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nprint('second')\n"
+    proj = write_project(
+        tmp_path / "waits",
+        {"MLproject": "entry_points: {main: {command: 'python wait.py'}}", "wait.py": waiter},
+    )
+    env = {**os.environ, **server.env}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", str(proj)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (runs := json.loads(run_cli("runs", "list", "--json", env=server.env).stdout)):
+        assert time.monotonic() < deadline, "the run was never recorded"
+        time.sleep(0.1)
+    run_id = str(runs[0]["run_id"])
+    elsewhere = {**env, "RUNNER_HOME": str(tmp_path / "other-machine")}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "runner", "runs", "logs", run_id, "--follow"],
+        env=elsewhere, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert follower.stdout is not None
+    assert follower.stdout.readline() == b"first\n"  # sent while the run goes on
+    with server.store() as store:
+        assert store.get_run(run_id).status.value == "RUNNING"
+    go.touch()
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert out == b"second\n"
+    run.communicate(timeout=60)
+    assert run.returncode == 0

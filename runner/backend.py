@@ -79,6 +79,9 @@ class LaunchRequest:
     # host paths the command names through `path` parameters: a container backend mounts them
     # read-only at the same path, so the rendered command works unchanged inside
     input_paths: tuple[str, ...] = ()
+    # of those, the local copies of runs:/ inputs → the runs:/<full-run-id>/<path> each copies,
+    # so a backend whose machines cannot see this host fetches the artifact there instead
+    input_sources: Mapping[str, str] = field(default_factory=dict)
     # the run's artifacts folder on this host: a backend may keep there what it needs to find
     # the run again later (a process group, a job id); RunRef.artifacts_dir is the same folder
     artifacts_dir: Path | None = None

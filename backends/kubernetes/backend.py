@@ -65,6 +65,7 @@ def job_manifest(request: LaunchRequest, config: Settings, image: str) -> dict[s
         env=pod_env(request, tracking),
         working_dir=working_dir(request),
         labels={},
+        inputs=request.input_sources,
     )
     if config.template_path:
         manifest = templated_job(load_template(config.template_path), config, job)
@@ -87,9 +88,10 @@ class KubernetesPrepared(Prepared):
     manifest: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _refuse_local_inputs(paths: tuple[str, ...]) -> None:
-    """A `path` parameter names a file on this machine (a ``runs:/`` input a local copy of an
-    artifact): a pod cannot read it, so the run stops before an image is built or pushed."""
+def _refuse_local_inputs(request: LaunchRequest) -> None:
+    """A `path` parameter names a file on this machine: a pod cannot read it, so the run stops
+    before an image is built or pushed. A ``runs:/`` input is fine: the pod fetches it."""
+    paths = [p for p in request.input_paths if p not in request.input_sources]
     if paths:
         shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
         raise BackendError(
@@ -97,6 +99,17 @@ def _refuse_local_inputs(paths: tuple[str, ...]) -> None:
             "which a pod cannot read",
             hint="put the files in the project (its folder is copied into the image) and pass "
             "their relative path as a string parameter, or have the entry point download them",
+        )
+
+
+def _refuse_scheduled_inputs(request: LaunchRequest) -> None:
+    """A CronJob's pods run the schedule entry, which fetches no ``runs:/`` inputs."""
+    if request.input_sources:
+        shown = ", ".join(sorted(set(request.input_sources.values())))
+        raise BackendError(
+            f"kubernetes schedules take no runs:/ inputs ({shown}): only a single run "
+            "fetches them in its pod",
+            hint="run it with `runner run -b kubernetes`, or have the entry point download them",
         )
 
 
@@ -135,7 +148,7 @@ class KubernetesBackend(BaseBackend):
 
         config = settings(request.config)
         pod_tracking_uri(config.tracking_uri, _store_uri())  # before anything is built
-        _refuse_local_inputs(request.input_paths)
+        _refuse_local_inputs(request)
         client = connect(request.config)
         try:
             with api_errors("preparing the image"):
@@ -184,6 +197,7 @@ class KubernetesBackend(BaseBackend):
         from backends.kubernetes import schedule
 
         schedule.cronjob_name(name)  # refused before anything is built
+        _refuse_scheduled_inputs(request)
         when = schedule.check_cron(cron)
         prepared = self.prepare(request)
         config = settings(request.config)

@@ -15,14 +15,17 @@ from runner.errors import BackendError
 
 LIB_DIR = "/runner/lib"  # runner_tracking.py lives here in every pod image
 SCHEDULE_ENTRY = f"{LIB_DIR}/runner_schedule.py"  # what a CronJob's pods run
+INPUTS_ENTRY = f"{LIB_DIR}/runner_inputs.py"  # fetches runs:/ inputs before the command runs
 _TRACKING = Path(__file__).parents[2] / "runner" / "tracking.py"
 _POD_ENTRY = Path(__file__).with_name("pod_entry.py")
+_POD_INPUTS = Path(__file__).with_name("pod_inputs.py")
 
 
 def _lib_files() -> dict[str, bytes]:
     return {
         "runner_tracking.py": _TRACKING.read_bytes(),
         "runner_schedule.py": _POD_ENTRY.read_bytes(),
+        "runner_inputs.py": _POD_INPUTS.read_bytes(),
     }
 
 

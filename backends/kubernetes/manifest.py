@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.docker.build import container_command
 from backends.kubernetes.config import GPU_RESOURCES, Settings
+from backends.kubernetes.image import INPUTS_ENTRY
+from backends.kubernetes.pod_inputs import INPUTS_VAR
 from runner.errors import BackendError
 
 LABEL_RUN_ID = "runner.dev/run-id"
@@ -27,6 +30,14 @@ DISRUPTIONS_IGNORED = {
     ]
 }
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
+# runs before the command when the run has runs:/ inputs; a failed fetch ends the pod with its
+# exit code, so the entry point never runs on inputs that are not there
+_FETCH_INPUTS = (
+    f"if command -v python3 >/dev/null 2>&1; then python3 {INPUTS_ENTRY} || exit; "
+    f"elif command -v python >/dev/null 2>&1; then python {INPUTS_ENTRY} || exit; "
+    "else echo 'runner: runs:/ inputs are fetched with the Python of the image, which has "
+    "neither python3 nor python' >&2; exit 127; fi; "
+)
 
 
 def job_name(run_id: str) -> str:
@@ -49,6 +60,8 @@ class JobInput:
     env: Mapping[str, str]
     working_dir: str
     labels: Mapping[str, str]
+    # the local path each runs:/ input has in the command → its runs:/<full-run-id>/<path>
+    inputs: Mapping[str, str] = field(default_factory=dict)
 
 
 def container_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,8 +96,20 @@ def _tolerations(settings: Settings) -> list[dict[str, Any]]:
     return tolerations
 
 
-def _env(env: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"name": k, "value": v} for k, v in env.items()]
+def _env(job: JobInput) -> list[dict[str, str]]:
+    env = [{"name": k, "value": v} for k, v in job.env.items()]
+    if job.inputs:
+        env.append({"name": INPUTS_VAR, "value": json.dumps(dict(job.inputs), sort_keys=True)})
+    return env
+
+
+def pod_command(job: JobInput) -> list[str]:
+    """The container's argv: the runs:/ inputs fetched (when there are any), then the
+    rendered command, unchanged, as a container of the Docker backend runs it."""
+    argv = container_command(job.command)
+    if job.inputs:  # the script before the shell is picked; the command stays the last word
+        argv[2] = _FETCH_INPUTS + argv[2]
+    return argv
 
 
 def _pod_spec(settings: Settings, job: JobInput) -> dict[str, Any]:
@@ -92,8 +117,8 @@ def _pod_spec(settings: Settings, job: JobInput) -> dict[str, Any]:
         "name": CONTAINER,
         "image": job.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": container_command(job.command),
-        "env": _env(job.env),
+        "command": pod_command(job),
+        "env": _env(job),
         "workingDir": job.working_dir,
     }
     resources = container_resources(settings.resources)
@@ -173,9 +198,9 @@ def templated_job(template: Mapping[str, Any], settings: Settings, job: JobInput
     pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
     container["name"] = CONTAINER
     container["image"] = job.image
-    container["command"] = container_command(job.command)
+    container["command"] = pod_command(job)
     container.pop("args", None)
-    container["env"] = [*(container.get("env") or []), *_env(job.env)]
+    container["env"] = [*(container.get("env") or []), *_env(job)]
     container.setdefault("workingDir", job.working_dir)
     return manifest
 

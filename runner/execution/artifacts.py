@@ -46,6 +46,7 @@ class ArtifactCopies:
         self.copies: list[Path] = []
         self.root = Path("/")  # the artifacts folder of the run being copied from
         self.inputs_dir = inputs_dir  # None: the system's temporary folder
+        self.source = ""  # runs:/<full-run-id>/<path> of the last copy made
 
     def __call__(self, name: str, uri: str) -> str:
         """The local copy of the artifact ``uri`` names: from this machine's RUNNER_HOME when
@@ -69,6 +70,7 @@ class ArtifactCopies:
                 hint=f"`runner runs show {full_id[:8]}` shows the run; its artifacts are "
                 + _where_artifacts_are(store, full_id),
             )
+        self.source = f"{SCHEME}{full_id}/{path}"
         return str(copy)
 
     def _links_out(self, folder: str, names: list[str]) -> set[str]:

@@ -31,6 +31,7 @@ def render_plan(plan: Plan) -> str:
         config=plan.backend_config,
         run_name=plan.run_name or "",
         input_paths=plan.input_paths,
+        input_sources=plan.input_sources,
     )
     text: str = render(request)
     return text

@@ -402,6 +402,7 @@ def _launch_request(
         config=plan.backend_config,
         run_name=plan.run_name or "",
         input_paths=plan.input_paths,
+        input_sources=plan.input_sources,
         artifacts_dir=run_artifacts_dir(run_id),
         batch=_batch(plan),
     )

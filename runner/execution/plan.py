@@ -57,6 +57,8 @@ class Plan:
     parent_run_id: str | None
     cleanup_paths: tuple[Path, ...] = ()
     input_paths: tuple[str, ...] = ()  # local files/dirs named by `path` parameters
+    # the runs:/ inputs among them: local copy → runs:/<full-run-id>/<artifact-path>
+    input_sources: dict[str, str] = field(default_factory=dict)
     diff: bytes | None = field(default=None, repr=False)
     # for the user and the record: e.g. a working copy git cannot read (no commit recorded)
     warnings: tuple[str, ...] = ()
@@ -170,10 +172,11 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
     spec = load_spec(fetched.project_dir)
     entry = get_entry_point(spec, request.entry_point)
     copies: list[Path] = []  # runs:/ values of path parameters get private local copies
+    sources: dict[str, str] = {}  # and each copy's runs:/ origin
     try:
         manager = choose_manager(spec, request.env_manager)
         backend = choose_backend(request.backend, manager, spec.env.kind)
-        copier = _copier(copies, backend, request.backend_config)
+        copier = _copier(copies, sources, backend, request.backend_config)
         resolved = resolve_params(
             entry, request.parameters, cwd=request.cwd, locators={"runs": copier}
         )
@@ -197,6 +200,7 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
         parent_run_id=request.parent_run_id,
         cleanup_paths=(*fetched.cleanup_paths, *copies),
         input_paths=resolved.paths,
+        input_sources=sources,
         diff=fetched.diff,
         warnings=(*fetched.provenance.warnings, *spec.warnings, *match_warnings),
         python_match=request.python_match,
@@ -206,10 +210,10 @@ def _plan_fetched(request: RunRequest, fetched: Any) -> Plan:
 
 
 def _copier(
-    copies: list[Path], backend: str, config: Mapping[str, Any]
+    copies: list[Path], sources: dict[str, str], backend: str, config: Mapping[str, Any]
 ) -> Callable[[str, str], str]:
     """Resolves a runs:/ value to a local copy, kept in ``copies`` (imported only when used),
-    in the folder the backend's entry points can read."""
+    in the folder the backend's entry points can read; ``sources`` gets each copy's origin."""
 
     def copy(name: str, uri: str) -> str:
         from runner.backend import load_backend
@@ -218,9 +222,11 @@ def _copier(
         inputs_dir = getattr(load_backend(backend), "inputs_dir", None)
         artifacts = ArtifactCopies(inputs_dir(config) if callable(inputs_dir) else None)
         try:
-            return artifacts(name, uri)
+            local = artifacts(name, uri)
         finally:
             copies.extend(artifacts.copies)
+        sources[local] = artifacts.source
+        return local
 
     return copy
 

@@ -60,6 +60,7 @@ def _request(plan: Plan, progress: Progress) -> LaunchRequest:
         environment=environment,
         config=plan.backend_config,
         input_paths=plan.input_paths,
+        input_sources=plan.input_sources,
     )
 
 

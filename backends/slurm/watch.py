@@ -9,6 +9,7 @@ change and backing off to ``MAX_POLL_SECONDS`` while they do not.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -50,10 +51,22 @@ def _final_states(
     found: dict[str, JobState] = {}
     for key in keys:
         state = _decided(live.get(key), accounted.get(key), controller.get(key))
-        state = state or _from_exit_file(key, files_of[key])
+        state = _with_script_code(state, files_of[key]) or _from_exit_file(key, files_of[key])
         if state is not None:
             found[key] = state
     return found
+
+
+def _with_script_code(state: JobState | None, files: JobFiles) -> JobState | None:
+    """A job that ran its script to the end: the code the script wrote is the entry point's.
+    Slurm's own can lag behind it (an array task just ended can show FAILED with code 0 in
+    squeue while slurmdbd has not caught up), so the script's word wins where it exists."""
+    if state is None or state.state not in ("COMPLETED", "FAILED") or state.exit_signal:
+        return state
+    code = files.last_exit()
+    if code is None or code == state.exit_code:
+        return state
+    return dataclasses.replace(state, state="COMPLETED" if code == 0 else "FAILED", exit_code=code)
 
 
 def _decided(

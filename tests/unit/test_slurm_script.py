@@ -243,3 +243,26 @@ def test_entry_points_log_over_http_when_the_store_is_a_server(
     assert SlurmBackend().tracking == "journal"
     monkeypatch.setenv("RUNNER_TRACKING_URI", "http://127.0.0.1:5000")
     assert SlurmBackend().tracking == "http"
+
+
+@pytest.mark.parametrize(
+    ("slurm_says", "script_wrote", "recorded"),
+    [
+        (JobState("1_2", "FAILED", "", 0), "2", ("FAILED", 2)),  # squeue behind the script
+        (JobState("1", "COMPLETED", "", 0), "0", ("COMPLETED", 0)),
+        (JobState("1", "FAILED", "", 3), "3", ("FAILED", 3)),
+        (JobState("1", "TIMEOUT", "", 0, 15), "0", ("TIMEOUT", 0)),  # Slurm ended it: its word
+        (JobState("1", "FAILED", "", 1), None, ("FAILED", 1)),  # the script never got that far
+    ],
+)  # fmt: skip
+def test_the_scripts_own_exit_code_wins_over_a_lagging_slurm(
+    slurm_says: JobState, script_wrote: str | None, recorded: tuple[str, int], tmp_path: Path
+) -> None:
+    from backends.slurm.watch import _with_script_code
+
+    files = JobFiles(tmp_path)
+    files.output(0).write_text("")
+    if script_wrote is not None:
+        files.exit_status(0).write_text(script_wrote + "\n")
+    decided = _with_script_code(slurm_says, files)
+    assert decided is not None and (decided.state, decided.exit_code) == recorded

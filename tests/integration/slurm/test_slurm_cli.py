@@ -268,13 +268,18 @@ def test_requeue_after_a_node_failure_keeps_both_attempts_logs(
     run_id = _wait_run_id(runner_home)
     _wait_for(lambda: "attempt 0" in _output(runner_home, run_id), "the first attempt")
     job_id = _job(runner_home, run_id)["job_id"]
+    requeued_at = time.time()
     slurm.run("scontrol", "requeue", job_id)  # what Slurm does when the node fails
     # a requeued job waits ~2 minutes (BeginTime) before it may start again: skip the wait
     # only once it is PENDING again: an update while the first attempt is still COMPLETING
     # can fail the job
     _wait_for(lambda: slurm.job_field(job_id, "JobState") == "PENDING", "the job to requeue")
-    # and only once the node has let go of the first attempt (no longer "completing")
+    # and only once the node has let go of the first attempt (no longer "completing"), in a
+    # later second than the requeue: slurmd revokes the job's credential with a timestamp in
+    # whole seconds and refuses ("Job credential revoked") a launch credential of that second,
+    # which Slurm's own ~2 minute BeginTime after a requeue always avoids
     _wait_for(lambda: slurm.run("sinfo", "-h", "-o", "%T").strip() == "idle", "an idle node")
+    time.sleep(max(0.0, requeued_at + 2.0 - time.time()))
     slurm.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
     out, err = runner.communicate(timeout=240)
     if runner.returncode:  # Slurm's own account of the job, to tell its race from ours

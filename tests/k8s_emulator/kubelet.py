@@ -97,6 +97,8 @@ class Kubelet:
         self.containers: dict[str, str] = {}  # pod uid → container id
         self._started: set[str] = set()
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False  # remove_all ran: a container created after it goes at once
 
     def start_pod(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
@@ -104,7 +106,9 @@ class Kubelet:
             if uid in self._started:
                 return
             self._started.add(uid)
-        threading.Thread(target=self._run, args=(pod,), daemon=True).start()
+            thread = threading.Thread(target=self._run, args=(pod,), daemon=True)
+            self._threads.append(thread)
+        thread.start()
 
     def pod_uids(self) -> set[str]:
         """Every pod this kubelet started or stopped: its containers, among other emulators'."""
@@ -147,7 +151,13 @@ class Kubelet:
             self._set_status(pod, containerStatuses=[self._container_status(pod, waiting)])
             return
         with self._lock:
-            self.containers[pod["metadata"]["uid"]] = container.id
+            closed = self._closed
+            if not closed:
+                self.containers[pod["metadata"]["uid"]] = container.id
+        if closed:  # the cluster closed while this container was being created
+            with contextlib.suppress(Exception):
+                self.docker.api.remove_container(container.id, force=True)
+            return
         if self._deleting(pod):
             return
         container.start()
@@ -254,9 +264,12 @@ class Kubelet:
 
     def remove_all(self) -> None:
         with self._lock:
-            uids = list(self.containers)
+            self._closed = True
+            uids, threads = list(self.containers), list(self._threads)
         for uid in uids:
             self.stop(uid, 0)
+        for thread in threads:  # a create in flight removes its own container (see _run)
+            thread.join(timeout=30)
 
 
 def _conditions(ready: bool) -> list[Obj]:

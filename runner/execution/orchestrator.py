@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from runner.backend import ExitInfo, LaunchRequest, LogChunk, RunHandle, Transport
 from runner.console import TerminalRelay
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from runner.execution.upload import LogShipper
     from runner.project.records import ProjectSpec
     from runner.store import NewRun, Store
+    from runner.store.rest import RestStore
 
 LogSink = Callable[[LogChunk], None]
 Progress = Callable[[str], None]
@@ -221,9 +223,7 @@ def _upload_outputs(store: Store, run_id: str, backend: Backend, progress: Progr
     """With a tracking server for a store, the run's files and output log go there too, so
     another machine sees them; best effort, as how the run ended is already decided. An
     entry point logging over HTTP has sent its files itself: only the log is left to send."""
-    from runner.store.rest import RestStore
-
-    if not isinstance(store, RestStore):
+    if not _is_server(store):
         return
     from runner.execution.upload import upload_run_outputs
 
@@ -519,11 +519,16 @@ def _watchdog(
     return _every(INGEST_SECONDS, watch, "runner-watchdog")
 
 
+def _is_server(store: Store) -> TypeGuard[RestStore]:
+    """Whether the store is a tracking server's REST client, without importing that module
+    (and its HTTP stack) for every run on a database store: unimported, it cannot be one."""
+    rest = sys.modules.get("runner.store.rest")
+    return rest is not None and isinstance(store, rest.RestStore)
+
+
 def _log_shipper(store: Store, run_id: str) -> LogShipper | None:
     """With a tracking server for a store, the log goes there as it grows (see LogShipper)."""
-    from runner.store.rest import RestStore
-
-    if not isinstance(store, RestStore):
+    if not _is_server(store):
         return None
     from runner.execution.upload import LogShipper
 
